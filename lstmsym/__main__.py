@@ -1,0 +1,5 @@
+import sys
+
+from lstmsym.cli import main
+
+sys.exit(main())

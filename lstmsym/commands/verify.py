@@ -1,0 +1,13 @@
+"""``lstmsym verify``: not built yet."""
+from __future__ import annotations
+
+from lstmsym.errors import LstmsymError
+
+
+def add_parser(sub):
+    p = sub.add_parser("verify", help="(not built yet)")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    raise LstmsymError("'lstmsym verify' is not built yet")
