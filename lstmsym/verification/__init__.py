@@ -1,4 +1,4 @@
 """Verification: symbolic proof, finite differences, the PyTorch oracle, and user formulas."""
-from lstmsym.verify.report import Verdict
+from lstmsym.verification.report import Verdict
 
 __all__ = ["Verdict"]
