@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterator
 
-from lstmsym.errors import ShapeError
+from lstmsym.errors import CellError, ShapeError
 
 ROLES = ("input", "state", "param", "var", "const")
 
@@ -50,13 +50,13 @@ class Expr:
         return scale(-1, self)
 
     def __mul__(self, other):
-        if isinstance(other, (int, Fraction)):
-            return scale(other, self)
+        if not isinstance(other, Expr):
+            return scale(_number(other), self)
         return had(self, other)
 
     def __rmul__(self, other):
-        if isinstance(other, (int, Fraction)):
-            return scale(other, self)
+        if not isinstance(other, Expr):
+            return scale(_number(other), self)
         return had(other, self)
 
     def __matmul__(self, other):
@@ -79,14 +79,25 @@ class Expr:
         return {n for n in self.walk() if isinstance(n, Sym)}
 
 
+def _number(value) -> Fraction:
+    """A constant coefficient: int, Fraction, or a float read as the decimal it prints as."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Fraction)):
+        raise CellError(f"cannot combine {type(value).__name__} {value!r} with a vector "
+                         "expression (use another expression, an int, a float or a Fraction)")
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise CellError(f"constant {value!r} is not a finite number")
+        return Fraction(repr(value))
+    return Fraction(value)
+
+
 def _lift(value, like: Expr) -> Expr:
     if isinstance(value, Expr):
         return value
-    if isinstance(value, (int, Fraction)):
-        if value == 0:
-            return Zero(like.shape)
-        return scale(value, Ones(like.shape))
-    raise TypeError(f"cannot combine {type(value).__name__} with a vector expression")
+    value = _number(value)
+    if value == 0:
+        return Zero(like.shape)
+    return scale(value, Ones(like.shape))
 
 
 # --- leaves -------------------------------------------------------------------------------------

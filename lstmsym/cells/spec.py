@@ -115,6 +115,7 @@ def validate(cell: Cell) -> None:
         _declare(known, s.at(-1), "state", cell)
     for p in cell.params:
         _declare(known, p, "parameter", cell)
+    _check_dims(cell)
     targets = {e.target.name: i for i, e in enumerate(cell.equations)}
     defined_state = set()
     for i, eq in enumerate(cell.equations):
@@ -154,6 +155,27 @@ def validate(cell: Cell) -> None:
     for o in cell.outputs:
         if o not in cell.state_names:
             raise CellError(f"cell {cell.name!r}: output {o!r} is not a state")
+    used = {s.name for eq in cell.equations for s in eq.expr.syms() if s.role == "param"}
+    unused = [p.name for p in cell.params if p.name not in used]
+    if unused:
+        raise CellError(f"cell {cell.name!r}: parameter {unused[0]!r} is declared but no "
+                        "equation uses it")
+
+
+def _check_dims(cell: Cell) -> None:
+    """Every dimension name is the input's, a state's, or declared in ``cell.dims``."""
+    base = {d for s in (*cell.inputs, *cell.states) for d in s.shape}
+    for name, spec in cell.dims.items():
+        if (not isinstance(spec, tuple) or len(spec) != 2 or spec[0] not in base
+                or not isinstance(spec[1], int) or spec[1] < 1):
+            raise CellError(f"cell {cell.name!r}: dimension {name!r} must be (one of "
+                            f"{sorted(base)}, positive integer factor), got {spec!r}")
+    known = base | set(cell.dims)
+    for p in cell.params:
+        for d in p.shape:
+            if d not in known:
+                raise CellError(f"cell {cell.name!r}: parameter {p.name!r} has shape {p.shape} "
+                                f"with unknown dimension {d!r}; known: {', '.join(sorted(known))}")
 
 
 def _declare(known, sym, kind, cell):
@@ -199,24 +221,54 @@ class CellBuilder:
         return p
 
     def let(self, name: str, expr: Expr, label: str | None = None,
-            latex: str | None = None) -> Sym:
+            latex: str | None = None, pre: str | None = None,
+            pre_latex: str | None = None) -> Sym:
+        """Append ``name = expr``; returns ``name`` at t.
+
+        ``pre``/``pre_latex`` name the split-off pre-activation (default ``<name>_bar``,
+        LaTeX ``\\bar{...}``), e.g. ``pre="net_in"`` for the 1997 paper's net inputs.
+        """
         if not isinstance(expr, Expr):
             raise CellError(f"cell {self.name!r}, equation for {name!r}: right-hand side is "
                             f"{type(expr).__name__}, not a vector expression")
         is_state = name in (s.name for s in self.states)
         role = "state" if is_state else "var"
         latex = latex or self._latex.get(name)
-        if isinstance(expr, Act) and not isinstance(expr.arg, Sym):
-            pre = Sym(f"{name}_bar", "var", expr.arg.shape, 0,
-                      None if latex is None else r"\bar{%s}" % latex)
-            self.equations.append(Equation(pre, expr.arg, preact_of=name,
+        split = isinstance(expr, Act) and not isinstance(expr.arg, Sym)
+        pre_name = pre or f"{name}_bar"
+        for new in ([pre_name, name] if split else [name]):
+            self._check_new_target(new, name)
+        if split:
+            if pre_latex is None and latex is not None:
+                pre_latex = r"\bar{%s}" % latex
+            pre_sym = Sym(pre_name, "var", expr.arg.shape, 0, pre_latex)
+            self.equations.append(Equation(pre_sym, expr.arg, preact_of=name,
                                            label=f"pre-activation of {name}"))
-            expr = Act(expr.fn, pre)
+            expr = Act(expr.fn, pre_sym)
         target = Sym(name, role, expr.shape, 0, latex)
         self.equations.append(Equation(target, expr, label=label))
         return target
 
+    def dim(self, name: str, base: str | None = None, factor: int = 1) -> str:
+        """Declare a dimension ``name`` of size ``base / factor`` (e.g. G = H / S for blocks)."""
+        base = base or self.hidden_dim
+        if not isinstance(factor, int) or factor < 1:
+            raise CellError(f"cell {self.name!r}: dimension {name!r} needs a positive integer "
+                            f"factor, got {factor!r}")
+        self.dims[name] = (base, factor)
+        return name
+
+    def _check_new_target(self, new: str, name: str) -> None:
+        for i, eq in enumerate(self.equations):
+            if eq.target.name == new:
+                raise CellError(f"cell {self.name!r}, equation {len(self.equations) + 1} "
+                                f"({name} = …): {new!r} is assigned twice (first in equation "
+                                f"{i + 1}, {eq.target.name} = …)")
+
     def build(self, outputs: tuple | None = None) -> Cell:
+        if not self.states:
+            raise CellError(f"cell {self.name!r} declares no state; a recurrent cell needs at "
+                            "least one (b.state('h'))")
         outs = outputs or self.outputs or (self.states[0].name,)
         return Cell(self.name, tuple(self.inputs), tuple(self.states), tuple(self.params),
                     tuple(self.equations), tuple(outs), self.source, self.description,
