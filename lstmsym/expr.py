@@ -127,6 +127,8 @@ class Sym(Expr):
         return self.at(self.time - 1)
 
     def __repr__(self):
+        if self.role in ("param", "const"):
+            return self.name
         return self.name + {-1: "[t-1]", 0: "[t]", 1: "[t+1]"}.get(self.time, f"[t{self.time:+d}]")
 
 

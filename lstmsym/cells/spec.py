@@ -147,6 +147,10 @@ def validate(cell: Cell) -> None:
                              f"the target {eq.target.name!r} has shape {eq.target.shape}")
         known[eq.target.at(0)] = "var"
         if eq.target.name in cell.state_names:
+            declared = cell.state(eq.target.name)
+            if eq.target.shape != declared.shape:
+                raise ShapeError(f"{where}: state {eq.target.name!r} is declared with shape "
+                                 f"{declared.shape}, its update has shape {eq.target.shape}")
             defined_state.add(eq.target.name)
     missing = [s for s in cell.state_names if s not in defined_state]
     if missing:
