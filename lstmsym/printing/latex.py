@@ -60,6 +60,8 @@ class LatexPrinter(Printer):
     printmethod = "_lstmsym_latex"
     _default_settings = {
         "transpose": r"^{\top}",
+        # a superscript on every nabla, e.g. "(c)" for the gradients of one truncated pass
+        "grad_mark": None,
     }
 
     # --- helpers ----------------------------------------------------------------------------
@@ -88,6 +90,13 @@ class LatexPrinter(Printer):
             text += f" {sign} {s}"
         return text
 
+    @staticmethod
+    def superscript(base: str, sup: str) -> str:
+        """``base^{sup}``, braced when ``base`` already carries a superscript (y^{c} -> {y^{c}})."""
+        if "^" in base:
+            base = "{%s}" % base
+        return "%s%s" % (base, sup)
+
     def _coeff(self, c: Fraction) -> str:
         if c.denominator == 1:
             return str(c.numerator)
@@ -98,6 +107,9 @@ class LatexPrinter(Printer):
         return latex_name(e)
 
     def _print_Grad(self, e):
+        mark = self._settings["grad_mark"]
+        if mark:
+            return latex_name(e).replace("\\nabla", "\\nabla^{%s}" % mark, 1)
         return latex_name(e)
 
     def _print_OutGrad(self, e):
@@ -125,18 +137,18 @@ class LatexPrinter(Printer):
                                else self._print(a) for a in e.args)
 
     def _print_Transpose(self, e):
-        return self.paren(e.arg, PREC_ATOM) + self._settings["transpose"]
+        return self.superscript(self.paren(e.arg, PREC_ATOM), self._settings["transpose"])
 
     def _print_MatVec(self, e):
         mat = self.paren(e.mat, PREC_ATOM)
         if e.transpose:
-            mat += self._settings["transpose"]
+            mat = self.superscript(mat, self._settings["transpose"])
         return "%s %s" % (mat, self.paren(e.vec, PREC_MATVEC))
 
     def _print_Outer(self, e):
         left = self.paren(e.left, PREC_ATOM)
         right = self.paren(e.right, PREC_ATOM)
-        return r"%s\, %s%s" % (left, right, self._settings["transpose"])
+        return r"%s\, %s" % (left, self.superscript(right, self._settings["transpose"]))
 
     # --- elementwise functions ----------------------------------------------------------------
     def _call(self, head: str, arg) -> str:
