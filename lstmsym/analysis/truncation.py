@@ -28,10 +28,10 @@ def load_kernel(cell):
     """The generated NumPy kernel of ``cell`` (lstmsym.codegen.load_kernel)."""
     try:
         from lstmsym.codegen import load_kernel as _load
+        return _load(get_cell(cell))
     except ImportError as exc:
         raise LstmsymError(f"the kernel generator is not available ({exc}); the truncation "
                            "analysis needs lstmsym.codegen") from None
-    return _load(get_cell(cell))
 
 
 @dataclass
