@@ -77,13 +77,14 @@ def run(args):
                            + ", ".join(cell_names()))
     from lstmsym.cells import get_cell
     cell = get_cell(args.cell)
-    if args.jacobian:
-        from lstmsym.jacobian import jacobian_latex
-        return _emit(jacobian_latex(cell, truncation=truncation), args.output)
     fmt = _format(args)
-    from lstmsym.printing.document import cell_document, to_latex, to_markdown
-    doc = cell_document(cell, truncation=truncation, parts=MODES[args.mode], k1=args.k1,
-                        k2=args.k2)
+    from lstmsym.printing.document import (cell_document, jacobian_document, to_latex,
+                                           to_markdown)
+    if args.jacobian:
+        doc = jacobian_document(cell, truncation=truncation)
+    else:
+        doc = cell_document(cell, truncation=truncation, parts=MODES[args.mode], k1=args.k1,
+                            k2=args.k2)
     if fmt == "markdown":
         return _emit(to_markdown(doc), args.output)
     if fmt == "pdf":

@@ -28,7 +28,7 @@ from lstmsym.derive import derive
 from lstmsym.expr import Act, BlockSum, Grad, OutGrad, Repeat, Sym, substitute
 from lstmsym.naming import code_name
 from lstmsym.printing.latex import LatexPrinter, latex
-from lstmsym.printing.layout import (Align, Code, Document, Math, Paragraph, Row,
+from lstmsym.printing.layout import (Align, Code, Display, Document, Math, Paragraph, Row,
                                      Section, Table, to_latex, to_latex_collection, to_markdown)
 
 PARTS = ("notation", "forward", "step", "bptt", "tbptt", "1997")
@@ -393,6 +393,19 @@ def cell_document(cell, truncation=None, parts=PARTS, k1=None, k2=None) -> Docum
     return Document(f"{cell.name}: forward and backward equations", tuple(blocks))
 
 
+def jacobian_document(cell, truncation=None) -> Document:
+    """The one-step state Jacobians of a cell (from lstmsym.jacobian) as a document."""
+    from lstmsym.cells import get_cell
+    from lstmsym.jacobian import jacobian_latex
+    cell = get_cell(cell)
+    rows = jacobian_latex(cell, truncation=truncation)
+    what = " under the 1997 truncation" if truncation else ""
+    return Document(f"{cell.name}: one-step state Jacobians", header_blocks(cell, truncation) + (
+        _P("How each state at t depends on the states at t-1" + what + " (computed by ",
+           Code("lstmsym.jacobian"), " from the derivation):"),
+        Display(rows)))
+
+
 def collection_latex(cells, parts=PARTS, truncation=None, k1=None, k2=None) -> str:
     """One standalone LaTeX article with the documents of several cells (for the PDF)."""
     docs = [cell_document(c, truncation=truncation, parts=parts, k1=k1, k2=k2) for c in cells]
@@ -401,5 +414,5 @@ def collection_latex(cells, parts=PARTS, truncation=None, k1=None, k2=None) -> s
     return to_latex_collection("lstmsym derivations", docs, intro)
 
 
-__all__ = ["cell_document", "collection_latex", "forward_rows", "to_latex", "to_markdown",
+__all__ = ["cell_document", "collection_latex", "jacobian_document", "forward_rows", "to_latex", "to_markdown",
            "PARTS"]

@@ -64,6 +64,13 @@ class Align:
 
 
 @dataclass(frozen=True)
+class Display:
+    """Rows of aligned math already printed (``lhs &= rhs`` lines joined by ``\\\\``)."""
+
+    tex: str
+
+
+@dataclass(frozen=True)
 class Table:
     """A table; each cell is a tuple of parts as in ``Paragraph``."""
 
@@ -218,6 +225,9 @@ class LatexDocumentPrinter(_DocumentPrinter):
     def _print_Align(self, b):
         return "\\begin{align*}\n%s\n\\end{align*}\n" % self.align_body(b)
 
+    def _print_Display(self, b):
+        return "\\begin{align*}\n%s\n\\end{align*}\n" % b.tex.strip()
+
     def _print_Items(self, b):
         items = "".join("  \\item %s" % self._print(p) for p in b.items)
         return "\\begin{itemize}\n%s\\end{itemize}\n" % items
@@ -285,6 +295,9 @@ class MarkdownDocumentPrinter(_DocumentPrinter):
     def _print_Align(self, b):
         return "$$\n\\begin{aligned}\n%s\n\\end{aligned}\n$$\n" % self.align_body(b)
 
+    def _print_Display(self, b):
+        return "$$\n\\begin{aligned}\n%s\n\\end{aligned}\n$$\n" % b.tex.strip()
+
     def _print_Items(self, b):
         return "".join("- %s" % self._print(p) for p in b.items)
 
@@ -302,6 +315,6 @@ def to_markdown(doc: Document) -> str:
     return MarkdownDocumentPrinter().doprint(doc)
 
 
-__all__ = ["Math", "Code", "Paragraph", "Row", "Align", "Table", "Items", "Section", "Document",
+__all__ = ["Math", "Code", "Paragraph", "Row", "Align", "Display", "Table", "Items", "Section", "Document",
            "LatexDocumentPrinter", "MarkdownDocumentPrinter", "to_latex", "to_markdown",
            "to_latex_collection", "latex_preamble", "visible_width", "pack"]
