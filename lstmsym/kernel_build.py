@@ -1,0 +1,457 @@
+"""Build the code tree of a kernel module from a plan (codegen.plan_kernel).
+
+Three generated functions carry the cell: ``forward`` (input projections of all steps as one
+GEMM, then the equations step by step), and one ``backward_window_<mode>`` per backward mode
+(exact and the 1997 truncation), which runs one backward pass over steps end..floor and then
+adds the parameter and input gradients of those steps as GEMMs over the whole window.
+``backward`` validates, picks the windows (full BPTT: one) and calls it.
+"""
+from __future__ import annotations
+
+import numpy  # noqa: F401  (the kernel's only dependency; imported here to fail early)
+
+from lstmsym.expr import Grad, MatVec, OutGrad, Outer, Sym, add, Zero
+from lstmsym.naming import code_name
+from lstmsym.printing.kernel import (AugAssign, Assign, Comment, For, Function, If, Module,
+                                     Raise, Return, Source, call)
+from lstmsym.printing.kernel import Expr as Stmt
+from lstmsym.printing.numpy_printer import Code, NumpyPrinter
+
+MODES = {None: "exact", "1997": "1997"}
+
+
+# ----- names ------------------------------------------------------------------------------------
+def _seq(name: str) -> str:
+    return f"{name}_seq"
+
+
+def _slice(g, k) -> str:
+    lo, hi = g.slices[k]
+    return "" if len(g.members) == 1 else f"{lo}:{hi}"
+
+
+class Names:
+    """Leaf -> code, in one of two places: inside a time step or over a window of steps."""
+
+    def __init__(self, plan, window: bool):
+        self.plan, self.window = plan, window
+
+    def __call__(self, leaf) -> str:
+        plan = self.plan
+        if isinstance(leaf, Grad):
+            v = leaf.of.at(0)
+            if not self.window:
+                return "d" + code_name(v)
+            kind, where, k = plan.home[v]
+            if kind == "seq":
+                return f"{where}[lo:hi]"
+            s = _slice(where, k)
+            return f"{_seq(where.dbuffer)}[lo:hi" + (f", :, {s}]" if s else "]")
+        if isinstance(leaf, OutGrad):
+            return f"d{leaf.of.name}_out"
+        s = leaf
+        if s.role == "param":
+            return s.name
+        if not self.window:
+            return f"{s.name}[t]" if s.role == "input" else code_name(s)
+        if s.role == "input":
+            return f"{s.name}[lo:hi]"
+        if s.role == "state":
+            return f"{s.name}_seq[lo:hi]" if s.time == -1 else f"{s.name}_seq[lo + 1:hi + 1]"
+        if s.at(0) in plan.proj:
+            g, k = plan.proj[s.at(0)]
+            sl = _slice(g, k)
+            return f"{_seq(g.buffer)}[lo:hi" + (f", :, {sl}]" if sl else "]")
+        return f"{s.name}_seq[lo:hi]"
+
+
+def _binding(plan, s: Sym):
+    """The statement that binds a forward value inside a backward step."""
+    if s.role == "state":
+        return Assign(code_name(s), f"{s.name}_seq[t]" if s.time == -1 else f"{s.name}_seq[t + 1]")
+    if s in plan.proj:
+        g, k = plan.proj[s]
+        sl = _slice(g, k)
+        return Assign(code_name(s), f"{_seq(g.buffer)}[t" + (f", :, {sl}]" if sl else "]"))
+    return Assign(code_name(s), f"{s.name}_seq[t]")
+
+
+def _quote(plan, targets) -> list:
+    """Comments quoting the forward equations (as the cell writes them) of some targets."""
+    pr = NumpyPrinter()
+    seen, out = [], []
+    for v in targets:
+        if v is None:
+            continue
+        v = plan.parent.get(v.at(0), v.at(0))
+        if v in seen:
+            continue
+        seen.append(v)
+    order = {e.target: i for i, e in enumerate(plan.cell.equations)}
+    for v in sorted(seen, key=lambda v: order.get(v, -1)):
+        eq = plan.cell.equation(v.name)
+        out.append(f"{code_name(eq.target)} = {pr.doprint(eq.expr)}")
+    return out
+
+
+def _dims(plan) -> list:
+    return [Assign(d, f'sizes["{d}"]') for d in ("I", "H", *sorted(plan.dims))]
+
+
+def _params(plan) -> list:
+    return [Assign(p.name, f'params["{p.name}"]') for p in plan.ncell.params]
+
+
+def _stacks(plan) -> list:
+    out = []
+    for g in plan.groups:
+        if len(g.members) > 1:
+            out.append(Assign(g.weights, call("np.concatenate",
+                                              "[" + ", ".join(p.name for p, _ in g.members)
+                                              + "]", "axis=0")))
+    return out
+
+
+def _size(shape) -> str:
+    return shape[0]
+
+
+# ----- forward ------------------------------------------------------------------------------------
+def forward_function(plan) -> Function:
+    ncell, pr = plan.ncell, NumpyPrinter(names=Names(plan, window=False))
+    body = [Assign("T, B, sizes", call("check_inputs", "params", "x", "state0"))]
+    body += _dims(plan) + _params(plan)
+    body.append(Comment("stacked matrices: one product per group of projections of one vector"))
+    body += _stacks(plan)
+    body.append(Comment("states for t = 0..T (index 0 is the initial state)"))
+    for s in ncell.states:
+        size = _size(s.shape)
+        body.append(Assign(_seq(s.name), call("np.empty", f"(T + 1, B, {size})", "dtype=x.dtype")))
+        body.append(If(f'state0 is not None and "{s.name}" in state0', [
+            Stmt(call("check_array", f'"state0[\'{s.name}\']"', f'state0["{s.name}"]',
+                      f"(B, {size})", "x.dtype")),
+            Assign(f"{_seq(s.name)}[0]", f'state0["{s.name}"]')],
+            [Assign(f"{_seq(s.name)}[0]", "0.0")]))
+    stored = [e.target for e in ncell.equations if e.target in plan.stored]
+    if stored:
+        body.append(Comment("values the backward pass reads, for every step"))
+    for v in stored:
+        body.append(Assign(_seq(v.name), call("np.empty", f"(T, B, {_size(v.shape)})",
+                                               "dtype=x.dtype")))
+    for g in plan.groups:
+        if not g.per_step:
+            body.append(Comment(f"projections of {g.name} for all timesteps: one GEMM"))
+            body.append(Assign(_seq(g.buffer), call("seq_matmul", g.vec.name, f"{g.weights}.T")))
+        elif g.name in plan.stored_groups:
+            body.append(Assign(_seq(g.buffer), call("np.empty", f"(T, B, {g.rows})",
+                                                     "dtype=x.dtype")))
+    loop = []
+    for s in ncell.states:
+        loop.append(Assign(f"{s.name}_prev", f"{_seq(s.name)}[t]"))
+    done = set()
+    for eq in ncell.equations:
+        v = eq.target
+        if v in plan.proj:
+            g, k = plan.proj[v]
+            if not g.per_step:
+                loop.append(Assign(code_name(v), f"{_seq(g.buffer)}[t"
+                                   + (f", :, {_slice(g, k)}]" if _slice(g, k) else "]")))
+                continue
+            if g.name not in done:
+                done.add(g.name)
+                product = f"{pr.doprint(g.vec) if isinstance(g.vec, Sym) else g.name} @ {g.weights}.T"
+                if g.name in plan.stored_groups:
+                    loop.append(Assign(g.buffer, f"{_seq(g.buffer)}[t]"))
+                    loop.append(Assign(f"{g.buffer}[...]", product))
+                else:
+                    loop.append(Assign(g.buffer, product))
+            sl = _slice(g, k)
+            loop.append(Assign(code_name(v), f"{g.buffer}[:, {sl}]" if sl else g.buffer))
+            continue
+        loop.append(Assign(code_name(v), pr.doprint(eq.expr)))
+        if v.role == "state":
+            loop.append(Assign(f"{_seq(v.name)}[t + 1]", code_name(v)))
+        elif v in plan.stored:
+            loop.append(Assign(f"{_seq(v.name)}[t]", code_name(v)))
+    body.append(For("t", "range(T)", loop))
+    cache = ['"x": x'] + [f'"{_seq(s.name)}": {_seq(s.name)}' for s in ncell.states]
+    cache += [f'"{_seq(v.name)}": {_seq(v.name)}' for v in stored]
+    cache += [f'"{_seq(g.buffer)}": {_seq(g.buffer)}' for g in plan.groups
+              if not g.per_step or g.name in plan.stored_groups]
+    body.append(Assign("outputs", "{" + ", ".join(f'"{s.name}": {_seq(s.name)}[1:]'
+                                                   for s in ncell.states) + "}"))
+    body.append(Assign("cache", "{" + ", ".join(cache) + "}"))
+    body.append(Return("outputs, cache"))
+    doc = ("Run the cell over a sequence.\n\n"
+           "Arguments:\n"
+           "    params: dict name -> array, shapes as in PARAMS.\n"
+           "    x: (T, B, I) inputs, float32 or float64 (the dtype of params).\n"
+           "    state0: None (zeros) or dict state name -> (B, H) initial state.\n\n"
+           "Returns:\n"
+           "    outputs: dict state name -> (T, B, H) values at t = 1..T.\n"
+           "    cache: what backward needs.")
+    return Function("forward", ["params", "x", "state0=None"], doc, body)
+
+
+# ----- backward -----------------------------------------------------------------------------------
+def backward_function(plan) -> Function:
+    ncell = plan.ncell
+    body = [Assign("x", 'cache["x"]'),
+            Assign("T, B, sizes", call("check_inputs", "params", "x", "None")),
+            Assign("mode", call("parse_truncate", "truncate", "T"))]
+    body += _dims(plan)
+    body.append(If("not isinstance(d_outputs, dict)", [
+        Raise("ValueError", 'f"d_outputs must be a dict state name -> (T, B, H) array, '
+                            'states: {list(STATES)}"')]))
+    shapes = "{" + ", ".join(f'"{s.name}": {_size(s.shape)}' for s in ncell.states) + "}"
+    body.append(Assign("size", shapes))
+    body.append(Assign("d_out", "{}"))
+    body.append(For("name", "STATES", [
+        If("d_outputs.get(name) is None",
+           [Assign("d_out[name]", call("np.zeros", "(T, B, size[name])", "dtype=x.dtype"))],
+           [Stmt(call("check_array", 'f"d_outputs[{name!r}]"', "d_outputs[name]",
+                       "(T, B, size[name])", "x.dtype")),
+            Assign("d_out[name]", "d_outputs[name]")])]))
+    body.append(For("name", "d_outputs", [If("name not in STATES", [Raise(
+        "ValueError", 'f"d_outputs has an unknown entry {name!r}; states: {list(STATES)}"')])]))
+    body.append(If("d_final is not None", [For("name", "d_final", [
+        If("name not in STATES", [Raise(
+            "ValueError", 'f"d_final has an unknown entry {name!r}; states: {list(STATES)}"')]),
+        Stmt(call("check_array", 'f"d_final[{name!r}]"', "d_final[name]",
+                  "(B, size[name])", "x.dtype"))])]))
+    body.append(Assign("d_params", "{name: np.zeros_like(params[name]) for name in PARAMS}"))
+    body.append(Assign("d_x", "np.zeros_like(x)"))
+    body.append(Assign("d_state0", "{name: np.zeros((B, size[name]), dtype=x.dtype) "
+                                   "for name in STATES}"))
+    body.append(Comment("gradient buffers of the stacked projections and of the deltas that the "
+                        "\nparameter gradients read, for every step"))
+    work = []
+    for g in plan.groups:
+        if g.shared is None:
+            body.append(Assign(_seq(g.dbuffer), call("np.empty", f"(T, B, {g.rows})",
+                                                       "dtype=x.dtype")))
+            work.append(f'"{_seq(g.dbuffer)}": {_seq(g.dbuffer)}')
+    for v, (kind, name, _) in sorted(plan.home.items(), key=lambda kv: kv[0].name):
+        if kind == "seq":
+            body.append(Assign(name, call("np.empty", f"(T, B, {_size(v.shape)})",
+                                          "dtype=x.dtype")))
+            work.append(f'"{name}": {name}')
+    body.append(Assign("work", "{" + ", ".join(work) + "}"))
+    body.append(If('mode is None or mode == "1997"', [Assign("passes", "[(T - 1, 0, 0)]")],
+                   [Assign("passes", "windows(T, *mode)")]))
+    body.append(Assign("backward_window", 'backward_window_1997 if mode == "1997" '
+                                          'else backward_window_exact'))
+    body.append(For("end, loss_start, floor", "passes", [
+        Assign("final", "d_final if end == T - 1 else None"),
+        Stmt(call("backward_window", "params", "cache", "d_out", "final", "work",
+                  "(end, loss_start, floor)", "(d_params, d_x, d_state0)"))]))
+    body.append(Return("d_params, d_x, d_state0"))
+    doc = ("Back-propagate through the sequence of the last forward call.\n\n"
+           "Arguments:\n"
+           "    params, cache: as given to / returned by forward.\n"
+           "    d_outputs: dict state name -> (T, B, H) gradient of the loss (missing: zeros).\n"
+           "    d_final: None or dict state name -> (B, H) gradient at the last state.\n"
+           "    truncate: None (full BPTT), k, (k1, k2) (truncated BPTT: every k1 steps,\n"
+           "        back-propagate at most k2 steps) or \"1997\" (Hochreiter & Schmidhuber's\n"
+           "        truncation: no error back through the net inputs of gates and cells).\n\n"
+           "Returns:\n"
+           "    d_params (keys and shapes of params), d_x (T, B, I), d_state0 (dict state\n"
+           "    name -> (B, H)).")
+    return Function("backward", ["params", "cache", "d_outputs", "d_final=None",
+                                 "truncate=None"], doc, body)
+
+
+def window_function(plan, mode) -> Function:
+    from lstmsym.codegen import collapse, rewrite
+    ncell, d = plan.ncell, plan.derivations[mode]
+    step_names = Names(plan, window=False)
+    pr = NumpyPrinter(names=step_names)
+    body = [Assign("x", 'cache["x"]'), Assign("end, loss_start, floor", "span"),
+            Assign("d_params, d_x, d_state0", "grads")]
+    body.append(Assign("T, B, sizes", call("check_inputs", "params", "x", "None")))
+    body += _dims(plan) + _params(plan) + _stacks(plan)
+    seqs = [_seq(s.name) for s in ncell.states]
+    seqs += [_seq(e.target.name) for e in ncell.equations if e.target in plan.stored]
+    seqs += [_seq(g.buffer) for g in plan.groups
+             if not g.per_step or g.name in plan.stored_groups]
+    body += [Assign(s, f'cache["{s}"]') for s in seqs]
+    body += [Assign(_seq(g.dbuffer), f'work["{_seq(g.dbuffer)}"]') for g in plan.groups
+             if g.shared is None]
+    body += [Assign(name, f'work["{name}"]') for v, (kind, name, _) in
+             sorted(plan.home.items(), key=lambda kv: kv[0].name) if kind == "seq"]
+    body += [Assign(f"d{s.name}_out_seq", f'd_out["{s.name}"]') for s in ncell.states]
+    body.append(Comment("gradient arriving at each state from the step after (d_final at the "
+                        "end)"))
+    for s in ncell.states:
+        body.append(If(f'final is not None and "{s.name}" in final',
+                       [Assign(f"d{s.name}_from_next", f'final["{s.name}"].copy()')],
+                       [Assign(f"d{s.name}_from_next",
+                               call("np.zeros", f"(B, {_size(s.shape)})", "dtype=x.dtype"))]))
+
+    # one step of the backward pass
+    step, computed, needed = [], set(), []
+    homes = {h[1].name for h in plan.home.values() if h[0] == "group"}
+    for g in plan.groups:
+        if g.shared is None and (g.per_step or g.name in homes):
+            step.append(Assign(g.dbuffer, f"{_seq(g.dbuffer)}[t]"))
+    for s in ncell.states:
+        step.append(Assign(f"d{s.name}_out", f"d{s.name}_out_seq[t] if t >= loss_start "
+                                             "else 0.0"))
+    grad_lines = []
+    for v in d.order:
+        if v in plan.alias:
+            continue
+        terms = []
+        for t in d.grads[v]:
+            if t.via is not None and t.via.time == 1:
+                continue
+            terms.append(rewrite(plan, t.expr))
+        if v.role == "state":
+            terms.append(Code(f"d{v.name}_from_next", v.shape))
+        terms = collapse(plan, terms, lambda g: f"{g.dbuffer} @ {g.weights}")
+        expr = add(Zero(v.shape), *terms)
+        needed.append(expr)
+        vias = [t.via for t in d.grads[v] if t.via is not None and t.via.time == 0]
+        lines = _quote(plan, vias)
+        if v.role == "state":
+            lines.append("(plus the output gradient at t and what step t+1 sends back)")
+        grad_lines.append(Comment("\n".join(lines)))
+        name = "d" + code_name(v)
+        home = plan.home.get(v)
+        value = pr.doprint(expr)
+        if home is None:
+            grad_lines.append(Assign(name, value))
+        else:
+            kind, where, k = home
+            if kind == "seq":
+                grad_lines.append(Assign(name, f"{where}[t]"))
+            else:
+                sl = _slice(where, k)
+                grad_lines.append(Assign(name, f"{where.dbuffer}[:, {sl}]" if sl
+                                         else where.dbuffer))
+            grad_lines.append(Assign(f"{name}[...]", value))
+        for g, k, r in plan.copies:
+            if r == v and g.per_step:
+                sl = _slice(g, k)
+                grad_lines.append(Assign(f"{g.dbuffer}[:, {sl}]" if sl else f"{g.dbuffer}[...]",
+                                         name))
+    carry_lines = []
+    for s in ncell.states:
+        terms = [rewrite(plan, t.expr) for t in d.carry[s.name]]
+        terms = collapse(plan, terms, lambda g: f"{g.dbuffer} @ {g.weights}")
+        lines = _quote(plan, [t.via for t in d.carry[s.name]])
+        carry_lines.append(Comment(f"to step t-1 through {s.name}_prev"
+                                   + ("".join("\n" + q for q in lines))))
+        if terms:
+            expr = add(Zero(s.shape), *terms)
+            needed.append(expr)
+            carry_lines.append(Assign(f"d{s.name}_from_next", pr.doprint(expr)))
+        else:
+            carry_lines.append(Assign(f"d{s.name}_from_next",
+                                      call("np.zeros", f"(B, {_size(s.shape)})",
+                                           "dtype=x.dtype")))
+    leaves = set()
+    for e in needed:
+        leaves |= {n for n in e.walk() if isinstance(n, Sym) and n.role in ("state", "var")}
+    order = [s.at(-1) for s in ncell.states] + [e.target for e in ncell.equations]
+    step += [_binding(plan, s) for s in order if s in leaves]
+    step += grad_lines + carry_lines
+    body.append(For("t", "range(end, floor - 1, -1)", step))
+    body.append(Comment("the state gradient that reaches the start of the sequence"))
+    body.append(If("floor == 0", [AugAssign(f'd_state0["{s.name}"]', "+",
+                                            f"d{s.name}_from_next") for s in ncell.states]))
+    body += window_sums(plan, mode)
+    doc = (f"One backward pass ({MODES[mode]} gradient) over steps end..floor; output "
+           "gradients from\nsteps loss_start..end. Adds into d_params, d_x and d_state0.")
+    return Function(f"backward_window_{MODES[mode]}",
+                    ["params", "cache", "d_out", "final", "work", "span", "grads"], doc, body)
+
+
+def window_sums(plan, mode) -> list:
+    """Parameter and input gradients of the window's steps, as GEMMs over all of them."""
+    from lstmsym.codegen import collapse, rewrite
+    d = plan.derivations[mode]
+    names = Names(plan, window=True)
+    pr = NumpyPrinter(names=names, window=True)
+    out = [Comment("parameter and input gradients of steps floor..end, over all of them at "
+                   "once"), Assign("lo, hi", "floor, end + 1")]
+    for g, k, r in plan.copies:
+        if not g.per_step:
+            sl = _slice(g, k)
+            target = f"{_seq(g.dbuffer)}[lo:hi" + (f", :, {sl}]" if sl else "]")
+            out.append(Assign(target, names(Grad(r))))
+    params = {p: [rewrite(plan, t.expr) for t in ts] for p, ts in d.params.items()}
+    for g in plan.groups:
+        wanted = [Outer(Grad(plan.resolve(q)), g.vec) for p, q in g.members]
+        if not all(w in params[p.name] for w, (p, _) in zip(wanted, g.members)):
+            continue
+        for w, (p, _) in zip(wanted, g.members):
+            params[p.name].remove(w)
+        product = call("outer_sum", f"{_seq(g.dbuffer)}[lo:hi]", names(g.vec))
+        if len(g.members) == 1:
+            out.append(AugAssign(f'd_params["{g.members[0][0].name}"]', "+", product))
+            continue
+        out.append(Assign(f"d{g.weights}", product))
+        for k, (p, _) in enumerate(g.members):
+            out.append(AugAssign(f'd_params["{p.name}"]', "+",
+                                 f"d{g.weights}[{g.slices[k][0]}:{g.slices[k][1]}]"))
+    for p in plan.ncell.params:
+        terms = params[p.name]
+        if not terms:
+            continue
+        value = pr.doprint(add(Zero(p.shape), *terms))
+        if len(p.shape) == 1:
+            value = call("np.sum", value, "axis=(0, 1)")
+        out.append(AugAssign(f'd_params["{p.name}"]', "+", value))
+    for x in plan.ncell.inputs:
+        terms = [rewrite(plan, t.expr) for t in d.inputs[x.name]]
+        terms = collapse(plan, terms,
+                         lambda g: call("seq_matmul", f"{_seq(g.dbuffer)}[lo:hi]", g.weights))
+        if terms:
+            out.append(AugAssign("d_x[lo:hi]", "+", pr.doprint(add(Zero(x.shape), *terms))))
+    return out
+
+
+# ----- the module ---------------------------------------------------------------------------------
+def module_docstring(plan, dtype, command) -> str:
+    cell = plan.cell
+    pr = NumpyPrinter()
+    lines = [f"NumPy kernel for the {cell.name!r} cell, generated by lstmsym: do not edit.", ""]
+    if cell.description:
+        lines += [cell.description + ".", ""]
+    lines += ["Source: " + cell.source, "", "Forward equations of one step (batch-major: a row per "
+              "sequence, W v is v @ W.T):", ""]
+    for eq in cell.equations:
+        lines.append(f"    {code_name(eq.target)} = {pr.doprint(eq.expr)}")
+    lines += ["", "Contract: PARAMS (name -> shape in I, H), STATES, init_params(input_size, "
+              "hidden_size, seed=0, dtype), forward(params, x, state0=None) -> (outputs, cache), "
+              "backward(params, cache, d_outputs, d_final=None, truncate=None) -> (d_params, "
+              "d_x, d_state0); truncate: None, k, (k1, k2) or \"1997\". Needs only NumPy.", "",
+              "Regenerate with:", "", f"    {command or 'lstmsym codegen ' + cell.name}"]
+    return "\n".join(_wrap(lines))
+
+
+def _wrap(lines, width=96):
+    import textwrap
+    out = []
+    for line in lines:
+        if line.startswith("    ") or len(line) <= width:
+            out.append(line)
+        else:
+            out.extend(textwrap.wrap(line, width))
+    return out
+
+
+def build_module(plan, dtype, command=None) -> Module:
+    from lstmsym.codegen import helper_sources
+    ncell = plan.ncell
+    params = "{" + ", ".join(f'"{p.name}": {tuple(p.shape)!r}' for p in ncell.params) + "}"
+    body = [Assign("PARAMS", params),
+            Assign("STATES", repr(tuple(ncell.state_names))),
+            Assign("DIMS", repr(dict(sorted(plan.dims.items())))),
+            Assign("INIT", repr(dict(sorted(plan.cell.init.items())))),
+            Assign("DTYPE", f"np.{dtype}")]
+    body += [Source(s) for s in helper_sources()]
+    body += [forward_function(plan), backward_function(plan)]
+    body += [window_function(plan, mode) for mode in (None, "1997")]
+    return Module(module_docstring(plan, dtype, command), ("import numpy as np",), tuple(body))

@@ -1,0 +1,256 @@
+"""The elementwise NumPy printer: vector-level expressions -> NumPy source text.
+
+Kernels are batch-major: a vector quantity of shape ``("H",)`` is an array ``(B, H)`` (one row per
+sequence of the batch), so the affine map ``W v`` prints as ``v @ W.T`` and ``W^T g`` as ``g @ W``.
+Leaves (quantities, gradients) print through a ``names`` function given by the caller, because
+the same quantity is a local ``f`` inside a time step and a slice ``f_seq[lo:hi]`` at window level.
+
+Activations print through ``ScalarNumPyPrinter``, a SymPy ``NumPyPrinter`` that knows lstmsym's
+scalar primitives: ``Sigmoid`` becomes the kernel's overflow-free ``sigmoid`` (0.5 (1 + tanh(z/2))),
+``ReLU`` ``np.maximum(z, 0)``. Derivatives of activations print through the stored output where
+the activation allows it (sigma' = y (1 - y), tanh' = 1 - y^2), as the notes do.
+
+>>> from lstmsym.expr import Sym
+>>> from lstmsym.ops import sigmoid
+>>> W = Sym("W", "param", ("H", "I")); x = Sym("x", "input", ("I",))
+>>> NumpyPrinter().doprint(sigmoid(W @ x))
+'sigmoid(x @ W.T)'
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import sympy
+from sympy.printing.numpy import NumPyPrinter
+
+from lstmsym.expr import (Act, ActDeriv, Add, BlockSum, Expr, Grad, Had, MatVec, Ones, OutGrad,
+                          Outer, Repeat, Scale, Sym, Zero)
+from lstmsym.naming import code_name
+from lstmsym.ops import ReLU, Sigmoid
+
+_Z = sympy.Symbol("z")
+
+
+class ScalarNumPyPrinter(NumPyPrinter):
+    """SymPy scalar expressions (activations and their derivatives) as elementwise NumPy code."""
+
+    def _module_format(self, fqn, register=True):
+        return "np." + fqn[len("numpy."):] if fqn.startswith("numpy.") else fqn
+
+    def _print_Sigmoid(self, e):
+        return "sigmoid(%s)" % self._print(e.args[0])
+
+    def _print_ReLU(self, e):
+        return "np.maximum(%s, 0)" % self._print(e.args[0])
+
+    def _print_Heaviside(self, e):
+        # H(z) with H(0) = 0: the derivative of ReLU
+        return "np.heaviside(%s, 0)" % self._print(e.args[0])
+
+    def _print_Max(self, e):
+        args = [self._print(a) for a in e.args]
+        out = args[0]
+        for a in args[1:]:
+            out = "np.maximum(%s, %s)" % (out, a)
+        return out
+
+
+_SCALAR = ScalarNumPyPrinter({"fully_qualified_modules": True})
+
+
+def scalar_code(expr, **arguments) -> str:
+    """Print a SymPy expression with its symbols replaced by code strings (``z="f_bar"``)."""
+    subs = {sympy.Symbol(k): sympy.Symbol(v) for k, v in arguments.items()}
+    return _SCALAR.doprint(expr.xreplace(subs))
+
+
+def activation_code(fn, arg: str) -> str:
+    """f(arg) for an ``lstmsym.ops.Activation``."""
+    if fn.name == "sigmoid":
+        return f"sigmoid({arg})"
+    if fn.name == "tanh":
+        return f"np.tanh({arg})"
+    if fn.name == "relu":
+        return f"np.maximum({arg}, 0)"
+    return scalar_code(fn.scalar(_Z), z=arg)
+
+
+def derivative_code(fn, arg: str | None = None, out: str | None = None) -> str:
+    """f'(z) through the stored output ``out`` when the activation allows it, else at ``arg``."""
+    if out is not None and fn.deriv_output is not None:
+        y = sympy.Symbol("y")
+        return scalar_code(fn.deriv_output(y), y=out)
+    if arg is None:
+        raise ValueError(f"the derivative of {fn.name} needs its argument")
+    if fn.name == "relu":
+        return f"np.heaviside({arg}, 0)"
+    return scalar_code(fn.deriv(_Z), z=arg)
+
+
+# --- nodes the kernel planner adds to the vector tree ----------------------------------------------
+@dataclass(frozen=True)
+class ActDerivOut(Expr):
+    """f'(a) written through the stored output y = f(a) (sigma' = y(1-y), tanh' = 1-y^2)."""
+
+    fn: object
+    out: Expr
+
+    @property
+    def shape(self):
+        return self.out.shape
+
+    def children(self):
+        return (self.out,)
+
+    def __repr__(self):
+        return f"{self.fn.name}'(via {self.out!r})"
+
+
+@dataclass(frozen=True)
+class Stacked(Expr):
+    """The sum over a stacked group of ``W_k^T g_k`` as one product ``G @ W_stack``.
+
+    ``grads`` is the name of the stacked gradient buffer (columns = the members' gradients side
+    by side), ``weights`` the name of the stacked matrix.
+    """
+
+    grads: str
+    weights: str
+    shape: tuple
+
+    def __repr__(self):
+        return f"{self.grads} @ {self.weights}"
+
+
+@dataclass(frozen=True)
+class Code(Expr):
+    """A leaf already written as code (a buffer, a slice)."""
+
+    code: str
+    shape: tuple
+
+    def __repr__(self):
+        return self.code
+
+
+# --- the printer -------------------------------------------------------------------------------
+_ATOMIC = (Sym, Grad, OutGrad, Code, Ones, Zero)
+
+
+class NumpyPrinter:
+    """Print vector-level expressions as batch-major NumPy code.
+
+    ``names`` maps a leaf (``Sym``, ``Grad``, ``OutGrad``) to its code; the default is
+    ``lstmsym.naming.code_name``. ``window`` prints parameter gradients summed over time and
+    batch (leaves are (T, B, n) slices) instead of over the batch only.
+    """
+
+    def __init__(self, names=None, window: bool = False):
+        self.names = names or code_name
+        self.window = window
+
+    def doprint(self, e) -> str:
+        method = getattr(self, "_print_" + type(e).__name__, None)
+        if method is None:
+            raise TypeError(f"NumpyPrinter cannot print {type(e).__name__} ({e!r})")
+        return method(e)
+
+    def _paren(self, e) -> str:
+        s = self.doprint(e)
+        return s if isinstance(e, _ATOMIC + (Act, Repeat, BlockSum)) or _is_call(s) \
+            else f"({s})"
+
+    # ----- leaves -----
+    def _print_Sym(self, e):
+        return self.names(e)
+
+    _print_Grad = _print_Sym
+    _print_OutGrad = _print_Sym
+
+    def _print_Code(self, e):
+        return e.code
+
+    def _print_Ones(self, e):
+        return "1.0"
+
+    def _print_Zero(self, e):
+        return "0.0"
+
+    # ----- sums and products -----
+    def _print_Add(self, e):
+        out = self.doprint(e.args[0])
+        for a in e.args[1:]:
+            if isinstance(a, Scale) and a.coeff < 0:
+                out += " - " + self.doprint(_negated(a))
+            else:
+                out += " + " + self.doprint(a)
+        return out
+
+    def _print_Scale(self, e):
+        c = e.coeff
+        if c == -1:
+            return "-" + self._paren(e.arg)
+        return f"{_number(c)} * {self._paren(e.arg)}"
+
+    def _print_Had(self, e):
+        return " * ".join(self._paren(a) for a in e.args)
+
+    def _print_MatVec(self, e):
+        m = self.doprint(e.mat)
+        return f"{self._paren(e.vec)} @ {m}" if e.transpose else f"{self._paren(e.vec)} @ {m}.T"
+
+    def _print_Stacked(self, e):
+        return f"{e.grads} @ {e.weights}"
+
+    def _print_Outer(self, e):
+        left, right = self.doprint(e.left), self.doprint(e.right)
+        if self.window:
+            return f"outer_sum({left}, {right})"
+        return f"{self._paren(e.left)}.T @ {self._paren(e.right)}"
+
+    # ----- elementwise functions -----
+    def _print_Act(self, e):
+        return activation_code(e.fn, self.doprint(e.arg))
+
+    def _print_ActDeriv(self, e):
+        return derivative_code(e.fn, arg=self.doprint(e.arg))
+
+    def _print_ActDerivOut(self, e):
+        return derivative_code(e.fn, out=self._paren(e.out))
+
+    # ----- memory-cell blocks -----
+    def _print_Repeat(self, e):
+        return f"np.repeat({self.doprint(e.arg)}, {e.k}, axis=-1)"
+
+    def _print_BlockSum(self, e):
+        return f"block_sum({self.doprint(e.arg)}, {e.k})"
+
+
+def _is_call(s: str) -> bool:
+    """Whether s is one call f(...) (needs no parentheses)."""
+    head, sep, rest = s.partition("(")
+    if not sep or not head.replace(".", "").replace("_", "").isalnum() or not s.endswith(")"):
+        return False
+    depth = 0
+    for k, ch in enumerate(s):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and k < len(s) - 1 and k >= len(head):
+            return False
+    return True
+
+
+def _negated(e: Scale):
+    from lstmsym.expr import scale
+    return scale(-e.coeff, e.arg)
+
+
+def _number(c: Fraction) -> str:
+    if c.denominator == 1:
+        return f"{c.numerator}.0" if abs(c.numerator) < 10**15 else str(c.numerator)
+    return f"({c.numerator} / {c.denominator})"
+
+
+__all__ = ["NumpyPrinter", "ScalarNumPyPrinter", "ActDerivOut", "Stacked", "Code",
+           "activation_code", "derivative_code", "scalar_code"]
