@@ -293,6 +293,9 @@ def tbptt_section(cell, d, k1=None, k2=None) -> Section:
         Align(tuple(Row(latex(Grad(p)), (("+", r"\sum_{c} %s" % _sum_over(
             d.param_grad(p.name), "t=b_c", "e_c", **mark)[0][1]),))
             for p in cell.params)),
+        _P("The input gradient at step t sums the passes whose window contains t, and the "
+           "gradient with respect to each initial state comes from the passes with ",
+           _M("b_c = 1"), " (what their step 1 passes back)."),
         _P("With ", _M(r"k_1 = k_2 = k"), " this is a forward pass that cuts the gradient at "
            "the states every k steps. The step formulas are the same as in full BPTT; only "
            "the windows change, so the derivation again has no sizes and no unrolling."),
@@ -396,7 +399,11 @@ def cell_document(cell, truncation=None, parts=PARTS, k1=None, k2=None) -> Docum
 def jacobian_document(cell, truncation=None) -> Document:
     """The one-step state Jacobians of a cell (from lstmsym.jacobian) as a document."""
     from lstmsym.cells import get_cell
-    from lstmsym.jacobian import jacobian_latex
+    try:
+        from lstmsym.jacobian import jacobian_latex
+    except ImportError as exc:
+        from lstmsym.errors import LstmsymError
+        raise LstmsymError(f"state Jacobians are not available: {exc}") from None
     cell = get_cell(cell)
     rows = jacobian_latex(cell, truncation=truncation)
     what = " under the 1997 truncation" if truncation else ""
