@@ -1,5 +1,7 @@
 """Figures for the analyses: matplotlib (Agg), written as PNG and SVG, readable without the text.
 
+In a notebook the kernel's inline backend is kept, so the figures show there.
+
 matplotlib is imported inside the functions, never when lstmsym is imported. Each ``plot_*``
 takes the result objects of the analysis modules and returns a matplotlib Figure; ``save``
 writes it atomically as ``<stem>.png`` and ``<stem>.svg``.
@@ -7,6 +9,8 @@ writes it atomically as ``<stem>.png`` and ``<stem>.svg``.
 from __future__ import annotations
 
 import io
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +23,10 @@ COLORS = {"sigmoid": "tab:blue", "tanh": "tab:orange", "relu": "tab:green",
 
 
 def _plt():
+    """pyplot on the Agg backend, unless a backend was already chosen (a notebook's inline)."""
     import matplotlib
-    matplotlib.use("Agg")
+    if "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
@@ -219,6 +225,8 @@ def plot_truncation(effects) -> "object":
                         color=f"C{i}", label=f"{e.cell}: 1997 truncation (CEC only)")
     for k in effects[0].k2s:
         ax.axvline(k - 0.5, color="k", lw=0.6, alpha=0.4)
+        ax.text(k - 0.5, 1.0, f" k2={k}", rotation=90, va="top", ha="right", fontsize=7,
+                transform=ax.get_xaxis_transform(), alpha=0.7)
     ax.set_title(f"Long-lag task (loss at step T only): gradient per input\n"
                  "vertical lines: what truncation at k2 keeps (lag < k2)")
     ax.set_xlabel("lag T - 1 - s")
