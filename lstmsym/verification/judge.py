@@ -1,0 +1,343 @@
+"""Judge a hand-derived gradient: correct (with the proof) or wrong (with the wrong terms).
+
+``verify(cell, wrt, formula)`` compares a claimed ∇_{wrt}Div with lstmsym's derivation:
+
+1. *Read.* A LaTeX string is parsed (lstmsym.parsing) and read with a notation profile; an
+   lstmsym expression is taken as it is; a NumPy callable is checked numerically (numeric.py).
+2. *Placeholders.* ``\\sigma'(.)`` next to a weight of a σ-gate is σ' at that gate's
+   pre-activation; any other placeholder is read at the point of the cell that makes its term
+   closest to a derived term. Every reading is reported.
+3. *Proof.* Both sides are written in one basis (gradients of states at t+1 and the output parts
+   at t), instantiated at small sizes (H = 2, I = 3: a missing transpose cannot hide behind
+   square or symmetric matrices) with scalar symbols, σ and tanh as functions, and gates by
+   their forward equations; ``expand(claimed - derived) == 0`` entrywise is the proof.
+4. *Diagnosis* (only when they differ): both sides expanded at vector level into sums of
+   products (terms.py), matched term by term: unmatched derived terms are missing, unmatched
+   claimed terms extra, a claimed term that matches a derived one but for a factor or two is
+   "wrong factor: X where Y belongs". Then a counterexample: numbers where the two differ.
+"""
+from __future__ import annotations
+
+import time
+
+import sympy
+
+from lstmsym.cells import get_cell
+from lstmsym.derive import derive
+from lstmsym.errors import LstmsymError, ShapeError
+from lstmsym.expr import (ActDeriv, Expr, Grad, MatVec, OutGrad, Outer, Sym, add, shift,
+                          substitute)
+from lstmsym.parsing.reader import (Claim, FormulaShapeError, Hole, Reader, parse)
+from lstmsym.verification.diagnosis import diagnose, distance
+from lstmsym.verification.profiles import get_profile, parse_maps
+from lstmsym.verification.result import VerifyResult
+from lstmsym.verification.scalar import ScalarEnv, instantiate
+from lstmsym.verification.terms import Normaliser, tokens
+
+SIZES = {"H": 2, "I": 3}
+
+
+class Judge:
+    """Everything the judge knows about one cell and one claimed gradient."""
+
+    def __init__(self, cell, wrt, profile=None, convention=None, names=None, truncation=None):
+        self.cell = get_cell(cell)
+        self.profile = get_profile(profile)
+        self.reader = Reader(self.cell, self.profile, convention, parse_maps(names)
+                             if isinstance(names, (list, tuple)) else names)
+        self.truncation = truncation
+        self.d = derive(self.cell, truncation=truncation)
+        self.norm = Normaliser(self.cell)
+        self.states = set(self.cell.state_names)
+        self.wrt = self.wrt_symbol(wrt) if wrt is not None else None
+
+    # --- what is claimed, what is derived ------------------------------------------------------
+    def wrt_symbol(self, wrt) -> Sym:
+        if isinstance(wrt, Sym):
+            return wrt
+        if isinstance(wrt, Grad):
+            return wrt.of
+        return self.reader.wrt(str(wrt))
+
+    def derived(self, d=None) -> Expr:
+        """∇_{wrt}Div from the derivation, with intermediates' gradients substituted away."""
+        d = d or self.d
+        w = self.wrt
+        stop = self.states
+        if w.role == "param":
+            return d._expand(d.param_grad(w.name), stop)
+        if w.role == "input":
+            return shift(d._expand(d.input_grad(w.name), stop), w.time)
+        return shift(d.closed_form(w.name), w.time)
+
+    def level_a(self, e: Expr) -> Expr:
+        """Gradients of intermediates (gates, pre-activations) written through the states'."""
+        return self.d._expand(e, self.states)
+
+    def basis(self, e: Expr) -> Expr:
+        """Gradients of states at t or earlier replaced by their closed forms, until only
+        gradients at t+1 and output parts remain: one basis for both sides."""
+        for _ in range(8):
+            olds = {g for g in e.walk() if isinstance(g, Grad) and g.of.time <= 0}
+            if not olds:
+                return e
+            e = substitute(e, {g: shift(self.d.closed_form(g.of.name), g.of.time) for g in olds})
+        raise LstmsymError("the gradients in the formula do not reduce to step t+1")
+
+    # --- placeholders ----------------------------------------------------------------------------
+    def points(self, fn):
+        """Where the cell applies ``fn``: (point at t, gate target at t or None)."""
+        out = []
+        for eq in self.cell.equations:
+            for node in eq.expr.walk():
+                if getattr(node, "fn", None) is not None and node.fn.name == fn.name and \
+                        isinstance(node.arg, Sym) and type(node).__name__ == "Act":
+                    gate = eq.target if node is eq.expr else None
+                    if (node.arg, gate) not in out:
+                        out.append((node.arg, gate))
+        return out
+
+    def weight_gates(self, toks) -> set:
+        gates = set()
+        for t in toks:
+            p = t[1] if isinstance(t, tuple) and t[0] == "mat" else t
+            if isinstance(p, Sym) and p.role == "param":
+                for eq in self.cell.equations:
+                    if eq.preact_of and p in eq.expr.syms():
+                        gates.add(eq.preact_of)
+        return gates
+
+    def candidates(self, hole: Hole, toks) -> list:
+        times = sorted({t.of.time for t in toks if isinstance(t, (Grad, OutGrad))}, reverse=True)
+        pref = times[0] if times else 0
+        order = [pref] + [x for x in (0, 1, -1) if x != pref]
+        pts = self.points(hole.fn)
+        gates = self.weight_gates(toks)
+        ruled = [(a, g) for a, g in pts if g is not None and g.name in gates]
+        if hole.deriv and ruled:
+            pts = ruled
+        if not hole.deriv:      # a gate would be written by its name: prefer tanh(C) to C~
+            pts = sorted(pts, key=lambda p: p[1] is not None)
+        out = []
+        for tau in order:
+            for arg, gate in pts:
+                if hole.deriv:
+                    out.append(ActDeriv(hole.fn, arg.at(tau)))
+                elif gate is not None:
+                    out.append(gate.at(tau))
+                else:
+                    from lstmsym.expr import Act
+                    out.append(Act(hole.fn, arg.at(tau)))
+        return out
+
+    def resolve_holes(self, claim_expr: Expr, derived_terms: dict) -> tuple:
+        readings = {}
+        expr = claim_expr
+        for _ in range(64):
+            terms = self.norm.expand(expr)
+            holes = sorted({f for fs in terms for f in _atoms(fs) if isinstance(f, Hole)},
+                           key=lambda h: h.ident)
+            if not holes:
+                return expr, readings
+            hole = holes[0]
+            mine = [(fs, c) for fs, c in terms.items() if hole in _atoms(fs)]
+            toks = tokens(mine[0][0])
+            best, best_score = None, None
+            for cand in self.candidates(hole, toks):
+                score = 0
+                for fs, c in mine:
+                    t = _subst_tokens(tokens(fs), hole, self.norm.expand(cand))
+                    score += min((distance(t, c, tokens(dfs), dc) for dfs, dc in
+                                  derived_terms.items()), default=99)
+                if best_score is None or score < best_score:
+                    best, best_score = cand, score
+            if best is None:
+                raise LstmsymError(f"no point of cell {self.cell.name!r} applies "
+                                   f"{hole.fn.name}, so {hole!r} cannot be read")
+            readings[hole] = best
+            expr = substitute(expr, {hole: best})
+        raise LstmsymError("too many placeholders")  # pragma: no cover
+
+    # --- the proof ---------------------------------------------------------------------------------
+    def env(self, exprs, values=None) -> ScalarEnv:
+        sizes = dict(SIZES)
+        for dim, (base, k) in getattr(self.cell, "dims", {}).items():
+            sizes[base] = max(sizes[base], 2 * k) if sizes[base] % k else sizes[base]
+            sizes[dim] = sizes[base] // k
+        env = ScalarEnv(sizes, values)
+        times = sorted({s.time for e in exprs for s in e.walk()
+                        if isinstance(s, Sym) and s.role == "var"})
+        for tau in times:
+            for eq in self.cell.equations:
+                if eq.target.name in self.states:
+                    continue
+                key = eq.target.at(tau)
+                if key not in env.values:
+                    env.values[key] = instantiate(shift(eq.expr, tau), env)
+        return env
+
+    def prove(self, claimed: Expr, derived: Expr):
+        """(equal?, env, claimed matrix, derived matrix) at the small sizes."""
+        env = self.env([claimed, derived])
+        a, b = instantiate(claimed, env), instantiate(derived, env)
+        diff = (a - b).applyfunc(sympy.expand)
+        return all(x == 0 for x in diff), env, a, b
+
+
+def _atoms(factors):
+    for f in factors:
+        if isinstance(f, MatVec):
+            yield f.mat
+            yield from _atoms(f.vec.args if type(f.vec).__name__ == "Had" else (f.vec,))
+        elif isinstance(f, Outer):
+            for side in (f.left, f.right):
+                yield from _atoms(side.args if type(side).__name__ == "Had" else (side,))
+        else:
+            yield f
+
+
+def _subst_tokens(toks, hole, cand_terms):
+    out = toks.copy()
+    del out[hole]
+    if len(cand_terms) == 1:
+        fs = next(iter(cand_terms))
+        out.update(tokens(fs))
+    return out
+
+
+# --- the public function -------------------------------------------------------------------------
+def verify(cell, wrt, formula, profile=None, convention=None, names=None, truncation=None,
+           seed: int = 0) -> VerifyResult:
+    """Judge a claimed gradient ∇_{wrt}Div of ``cell``.
+
+    Arguments:
+        cell: a registered cell name or a ``Cell``.
+        wrt: the quantity the gradient is taken with respect to: ``"C_t"``, ``"h_t"``,
+            ``"x_t"``, ``"W_hf"``, ``"\\bar{f}_t"``, ``"C_{t-1}"`` (or a ``Sym``); ``None`` to
+            take it from the formula's left-hand side.
+        formula: LaTeX text, an lstmsym expression, a SymPy matrix in the scalar symbols of
+            lstmsym.verification.scalar, or a NumPy callable (checked numerically).
+        profile: notation profile name (``"default"``, ``"lecture"``) or ``Profile``.
+        convention: ``"row"`` or ``"column"`` (default: the profile's).
+        names: {your name: the cell's name}, or a list of ``"yours=cell's"`` strings.
+        truncation: ``None`` (exact gradient) or ``"1997"`` (judge against the truncated rule).
+
+    Returns:
+        a ``VerifyResult`` (``.ok``, ``.verdict``, ``.issues``, ``.corrected``,
+        ``.counterexample``); it prints as text and renders in Jupyter.
+
+    >>> r = verify("lstm", "C_t", r"\\nabla_{h_t}Div \\circ o_t \\circ \\tanh'(C_t) "
+    ...            r"+ \\nabla_{C_{t+1}}Div \\circ f_{t+1}")
+    >>> r.verdict
+    'correct'
+    """
+    start = time.perf_counter()
+    if callable(formula) and not isinstance(formula, (str, Expr, sympy.Basic)):
+        from lstmsym.verification.numeric import verify_callable
+        j = Judge(cell, wrt, profile, convention, names, truncation)
+        return verify_callable(j, formula, seed, start)
+    if isinstance(formula, sympy.MatrixBase) or (isinstance(formula, sympy.Basic)
+                                                  and not isinstance(formula, Expr)):
+        from lstmsym.verification.numeric import verify_sympy
+        j = Judge(cell, wrt, profile, convention, names, truncation)
+        return verify_sympy(j, formula, start)
+    if isinstance(formula, Expr):
+        j = Judge(cell, wrt, profile, convention, names, truncation)
+        claim = Claim(formula, None, [("", formula)], False, {})
+        text = None
+    else:
+        text = str(formula)
+        tree = parse(text)
+        j = Judge(cell, None, profile, convention, names, truncation)
+        claim = j.reader.read(tree)
+        if wrt is None and claim.lhs is None:
+            raise LstmsymError("say which gradient the formula is: --wrt C_t, or write "
+                               "\\nabla_{C_t}\\mathrm{Div} = … ")
+        j.wrt = j.wrt_symbol(wrt) if wrt is not None else claim.lhs
+        if claim.lhs is not None and wrt is not None and claim.lhs != j.wrt:
+            raise LstmsymError(f"the formula is a gradient with respect to {claim.lhs!r}, "
+                               f"but --wrt says {j.wrt!r}")
+    return judge_claim(j, claim, text, start, seed)
+
+
+def judge_claim(j: Judge, claim: Claim, text, start, seed) -> VerifyResult:
+    derived_a = j.derived()
+    if claim.expr.shape != derived_a.shape:
+        raise FormulaShapeError(
+            f"the formula has shape {_dims(claim.expr.shape)} but the gradient with respect "
+            f"to {j.wrt!r} has shape {_dims(derived_a.shape)}")
+    claimed = j.level_a(j.norm.contract(claim.expr))
+    d_terms = j.norm.expand(derived_a)
+    claimed, readings = j.resolve_holes(claimed, d_terms)
+    level = "as written"
+    c_terms = j.norm.expand(claimed)
+    if _grads(c_terms) != _grads(d_terms):
+        level = "in gradients at t+1"
+        d_terms = j.norm.expand(j.basis(derived_a))
+        c_terms = j.norm.expand(j.basis(claimed))
+    equal, env, a, b = j.prove(j.basis(claimed), j.basis(derived_a))
+    result = VerifyResult(cell=j.cell.name, wrt=j.wrt, profile=j.profile.name,
+                          convention=j.reader.convention, formula=text, claimed=claimed,
+                          derived=derived_a, readings=readings, sizes=dict(env.sizes),
+                          ok=equal, summed=claim.summed, truncation=j.truncation)
+    if not equal:
+        result.issues = diagnose(c_terms, d_terms, j.wrt, level)
+        result.counterexample = counterexample(j, env, a, b, [claimed, derived_a], seed)
+        if j.truncation is None:
+            result.note = truncation_note(j, claimed)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def truncation_note(j: Judge, claimed) -> str:
+    try:
+        jt = Judge(j.cell, j.wrt, j.profile, j.reader.convention, j.reader.names, "1997")
+        derived_t = jt.derived()
+        if derived_t == j.derived():
+            return ""
+        ok = jt.prove(jt.basis(claimed), jt.basis(derived_t))[0]
+    except LstmsymError:
+        return ""
+    return ("it equals the 1997 truncated gradient (--truncation 1997); the terms above are "
+            "where it differs from the exact gradient") if ok else ""
+
+
+def counterexample(j: Judge, env: ScalarEnv, a, b, exprs, seed: int) -> dict:
+    """Rational values for every free symbol at which the two sides differ."""
+    import random
+    syms = sorted((a.free_symbols | b.free_symbols), key=str)
+    for attempt in range(10):
+        rnd = random.Random(seed + attempt)
+        vals = {s: sympy.Rational(rnd.randint(-12, 12), 8) for s in syms}
+        av = a.xreplace(vals).evalf(15)
+        bv = b.xreplace(vals).evalf(15)
+        if any(abs(x - y) > 1e-9 for x, y in zip(av, bv)):
+            break
+    from lstmsym.printing.latex import latex
+    leaves = {}
+    for e in exprs:
+        for n in e.walk():
+            if isinstance(n, (Sym, Grad, OutGrad)) and n not in leaves:
+                m = instantiate(j.basis(n), env) if isinstance(n, Grad) else env.leaf(n)
+                leaves[n] = _numbers(m.xreplace(vals).evalf(6))
+    return {"sizes": dict(env.sizes),
+            "values": {latex(k): v for k, v in sorted(leaves.items(), key=lambda kv: repr(kv[0]))},
+            "claimed": _numbers(av), "derived": _numbers(bv)}
+
+
+def _numbers(m):
+    rows = [[float(x) for x in m.row(i)] for i in range(m.rows)]
+    if m.cols == 1:
+        return [r[0] for r in rows]
+    return rows
+
+
+def _grads(terms) -> set:
+    return {f for fs in terms for f in _atoms(fs) if isinstance(f, (Grad, OutGrad))}
+
+
+def _dims(shape) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+__all__ = ["verify", "Judge", "VerifyResult"]
