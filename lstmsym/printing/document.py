@@ -62,7 +62,16 @@ def _shape(shape) -> str:
 
 
 def _P(*parts) -> Paragraph:
-    return Paragraph(tuple(parts))
+    """A paragraph; inside our own string parts, ``$...$`` marks inline math."""
+    out = []
+    for p in parts:
+        if isinstance(p, str):
+            for k, piece in enumerate(p.split("$")):
+                if piece:
+                    out.append(Math(piece) if k % 2 else piece)
+        else:
+            out.append(p)
+    return Paragraph(tuple(out))
 
 
 def _M(e) -> Math:
@@ -184,7 +193,7 @@ def forward_rows(cell) -> tuple:
 
 
 def forward_section(cell) -> Section:
-    blocks = [_P("One step t, from the previous states and the input x_t:"),
+    blocks = [_P("One step $t$, from the previous states and the input $x_{t}$:"),
               Align(forward_rows(cell))]
     pre = [e for e in cell.equations if e.preact_of]
     if pre:
@@ -202,12 +211,12 @@ def step_section(cell, d) -> Section:
     later = _math_list(latex(Grad(s.at(1))) for s in cell.states)
     blocks = [
         _P("Given the output gradients ", *(given or ("(none)",)),
-           " of step t and the gradients ", *later, " of step t+1, step t of the backward "
+           " of step $t$ and the gradients ", *later, " of step $t+1$, step $t$ of the backward "
               "pass computes the following. Every formula holds for any hidden size, input "
               "size and sequence length: nothing is unrolled."),
         Section("State gradients (lecture form)", (
             _P("With the gradients of intermediates substituted away, so that only state "
-               "gradients (at t and t+1) and output gradients remain:"),
+               "gradients (at $t$ and $t+1$) and output gradients remain:"),
             Align(tuple(_row(Grad(s), d.closed_form(s.name)) for s in states)))),
     ]
     if pre:
@@ -220,7 +229,7 @@ def step_section(cell, d) -> Section:
         Align(tuple(_row(Grad(v), d.grad(v)) for v in d.order)))))
     blocks.append(Section("Passed back to step t-1", (
         _P("The terms step t contributes to the gradients of the previous states (the "
-           "'from step t+1' terms above, one step earlier):"),
+           "terms from step $t+1$ above, one step earlier):"),
         Align(tuple(_row(_contribution(s.prev), d.carry_expr(s.name)) for s in cell.states)))))
     blocks.append(Section("Parameter gradients (contribution of step t)", (
         Align(tuple(_row(_contribution(p), d.param_grad(p.name)) for p in cell.params)),)))
@@ -252,18 +261,18 @@ def _state_recurrence(cell, d, s, out_prefix="", **settings) -> Row:
 def bptt_section(cell, d) -> Section:
     states = [v for v in d.order if v.name in cell.state_names]
     return Section("Full BPTT over a sequence", (
-        _P("The forward pass runs over t = 1, ..., T and keeps every step's values. The "
-           "backward pass runs the step above for t = T, T-1, ..., 1 with these recurrences; "
-           "at t = T the gradients of step T+1 are zero (plus the gradient of the loss with "
+        _P("The forward pass runs over $t = 1, \\dots, T$ and keeps every step's values. The "
+           "backward pass runs the step above for $t = T, T-1, \\dots, 1$ with these "
+           "recurrences; at $t = T$ the gradients of step $T+1$ are zero (plus the gradient of the loss with "
            "respect to the final state, if it has one):"),
         Align(tuple(_state_recurrence(cell, d, s) for s in states)),
         _P("Parameters are shared by all steps, so their gradients are sums over t:"),
         Align(tuple(Row(latex(Grad(p)), _sum_over(d.param_grad(p.name)))
                     for p in cell.params)),
         _P("The gradient with respect to each initial state is what step 1 passes back, ",
-           *_math_list(_contribution(s.prev) for s in cell.states), " at t = 1; the input "
+           *_math_list(_contribution(s.prev) for s in cell.states), " at $t = 1$; the input "
            "gradient ", *_math_list(latex(Grad(x)) for x in cell.inputs),
-           " is the one-step formula at each t."),
+           " is the one-step formula at each $t$."),
     ))
 
 
@@ -278,21 +287,27 @@ def tbptt_section(cell, d, k1=None, k2=None) -> Section:
         _P("Truncated BPTT(", _M(K1), ", ", _M(K2), ") as in the lecture notes (seed 002) and ",
            Code("lstmsym.schedule"), ": states are carried forward over the whole sequence, "
            "but every ", _M(K1), " steps one backward pass runs through at most ", _M(K2),
-           " steps. Chunk c = 0, 1, ... covers the steps"),
+           " steps. Chunk $c = 0, 1, \\dots$ covers the steps"),
         Align((Row("s_c", (("+", r"c\,%s + 1" % K1),)),
                Row("e_c", (("+", r"\min\bigl((c+1)\,%s,\ T\bigr)" % K1),)),
                Row("b_c", (("+", r"\max\bigl(1,\ (c+1)\,%s - %s + 1\bigr)" % (K1, K2)),)))),
-        _P("When the forward pass reaches e_c, pass c takes the output gradients of the "
-           "chunk's steps (t from s_c) and runs the recurrences of full BPTT for t = e_c, ..., "
-           "b_c, starting from zero gradients at step e_c + 1 (the last pass, e_c = T, adds "
-           "the final-state gradient). Nothing flows below step b_c. ",
-           _M(r"[\,t \ge s_c\,]"), " is 1 when t is in the chunk, else 0; ",
-           _M(r"\nabla^{(c)}"), " is a gradient within pass c:"),
+        _P("When the forward pass reaches $e_c$, pass $c$ takes the output gradients of the "
+           "chunk's steps ($t \\ge s_c$) and runs the recurrences of full BPTT for "
+           "$t = e_c, \\dots, b_c$, starting from zero gradients at step $e_c + 1$ (the last "
+           "pass, $e_c = T$, adds the final-state gradient). Nothing flows below step $b_c$. ",
+           _M(r"[\,t \ge s_c\,]"), " is 1 when $t$ is in the chunk, else 0; ",
+           _M(r"\nabla^{(c)}"), " is a gradient within pass $c$:"),
         Align(tuple(rows)),
-        _P("Each pass adds its steps' contributions to the parameter gradients:"),
-        Align(tuple(Row(latex(Grad(p)), (("+", r"\sum_{c} %s" % _sum_over(
-            d.param_grad(p.name), "t=b_c", "e_c", **mark)[0][1]),))
-            for p in cell.params)),
+        _P("Each pass adds its steps' contributions to the parameter gradients: for every "
+           "parameter $\\theta$, with the one-step contribution ",
+           _M(r"\left[\nabla^{(c)}_{\theta}\mathrm{Div}\right]_{t}"),
+           " of the step section evaluated with the gradients of pass $c$,"),
+        Align((Row(r"\nabla_{\theta}\mathrm{Div}", (("+", r"\sum_{c} \sum_{t=b_c}^{e_c} "
+                   r"\left[\nabla^{(c)}_{\theta}\mathrm{Div}\right]_{t}"),)),) + tuple(
+            Row(latex(Grad(p)), (("+", r"\sum_{c} %s" % _sum_over(
+                d.param_grad(p.name), "t=b_c", "e_c", **mark)[0][1]),))
+            for p in cell.params[:1])),
+        _P("for example, and likewise for the other parameters."),
         _P("The input gradient at step t sums the passes whose window contains t, and the "
            "gradient with respect to each initial state comes from the passes with ",
            _M("b_c = 1"), " (what their step 1 passes back)."),
@@ -408,7 +423,7 @@ def jacobian_document(cell, truncation=None) -> Document:
     rows = jacobian_latex(cell, truncation=truncation)
     what = " under the 1997 truncation" if truncation else ""
     return Document(f"{cell.name}: one-step state Jacobians", header_blocks(cell, truncation) + (
-        _P("How each state at t depends on the states at t-1" + what + " (computed by ",
+        _P("How each state at $t$ depends on the states at $t-1$" + what + " (computed by ",
            Code("lstmsym.jacobian"), " from the derivation):"),
         Display(rows)))
 
