@@ -1,4 +1,4 @@
-"""The LaTeX printer: exact strings for small nodes, precedence, and every registered cell prints."""
+"""The LaTeX printer: exact strings for small nodes, precedence, every registered cell prints."""
 from fractions import Fraction
 
 import pytest
@@ -117,3 +117,28 @@ def test_every_cell_prints(name):
         assert latex(d.grad(v))
     for p in d.params:
         assert latex(d.param_grad(p))
+
+
+# --- document printers (lstmsym.printing.layout) ----------------------------------------------
+def test_document_text_is_escaped_for_each_output():
+    from lstmsym.printing.layout import Document, Math, Paragraph, to_latex, to_markdown
+    doc = Document("a_b", (Paragraph(("50% of x_t & y|z $1 ", Math(r"\sigma(x)"), " σ")),))
+    assert to_latex(doc) == (r"\section*{a\_b}" "\n\n"
+                             r"50\% of x\_t \& y\textbar{}z \$1 $\sigma(x)$ $\sigma$" "\n")
+    assert to_markdown(doc) == "# a\\_b\n\n50% of x\\_t & y\\|z \\$1 $\\sigma(x)$ σ\n"
+
+
+def test_long_sums_break_at_terms_in_both_outputs():
+    from lstmsym.printing.layout import Align, Document, Row, to_latex, to_markdown
+    terms = tuple(("+" if k % 2 == 0 else "-", r"\nabla_{C_{t}}\mathrm{Div} \circ f_{%d}" % k)
+                  for k in range(8))
+    doc = Document("d", (Align((Row("y", terms),)),))
+    tex, md = to_latex(doc), to_markdown(doc)
+    body = tex[tex.index("align*}\n") + 7:tex.index(r"\end{align*}")].strip()
+    lines = body.split(" \\\\\n")
+    assert len(lines) > 1 and lines[0].startswith("y &= ")
+    assert all(line.startswith(r"&\quad ") for line in lines[1:])
+    # every term appears once, with its sign, in order
+    joined = " ".join(line.replace("y &= ", "").replace(r"&\quad ", "") for line in lines)
+    assert joined == terms[0][1] + "".join(f" {s} {t}" for s, t in terms[1:])
+    assert body in md

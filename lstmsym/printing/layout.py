@@ -79,13 +79,6 @@ class Table:
 
 
 @dataclass(frozen=True)
-class Items:
-    """A bulleted list of paragraphs."""
-
-    items: tuple
-
-
-@dataclass(frozen=True)
 class Section:
     title: str
     blocks: tuple
@@ -182,9 +175,11 @@ class _DocumentPrinter(Printer):
 # --- LaTeX ------------------------------------------------------------------------------------
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}"}
+                  "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
+                  "|": r"\textbar{}"}
 # Characters our sources and descriptions use that pdflatex's default fonts do not have.
-_UNICODE_MATH = {"σ": r"\sigma", "∘": r"\circ", "⊙": r"\odot", "×": r"\times", "≈": r"\approx",
+_UNICODE_MATH = {"σ": r"\sigma", "∘": r"\circ", "⊙": r"\odot", "×": r"\times",
+                 "≈": r"\approx",
                  "∇": r"\nabla", "≤": r"\le", "≥": r"\ge", "∑": r"\sum", "τ": r"\tau",
                  "φ": r"\varphi", "δ": r"\delta", "η": r"\eta", "λ": r"\lambda", "→": r"\to",
                  "−": "-", "ℓ": r"\ell"}
@@ -228,10 +223,6 @@ class LatexDocumentPrinter(_DocumentPrinter):
     def _print_Display(self, b):
         return "\\begin{align*}\n%s\n\\end{align*}\n" % b.tex.strip()
 
-    def _print_Items(self, b):
-        items = "".join("  \\item %s" % self._print(p) for p in b.items)
-        return "\\begin{itemize}\n%s\\end{itemize}\n" % items
-
     def _print_Table(self, b):
         cols = len(b.header)
         spec = "l" * (cols - 1) + "p{0.55\\textwidth}"
@@ -274,7 +265,7 @@ def to_latex_collection(title: str, docs, intro=()) -> str:
 
 
 # --- Markdown ---------------------------------------------------------------------------------
-_MD_SPECIAL = re.compile(r"([\\`*_|<>\[\]#])")
+_MD_SPECIAL = re.compile(r"([\\`*_|<>\[\]#$])")
 
 
 class MarkdownDocumentPrinter(_DocumentPrinter):
@@ -298,12 +289,10 @@ class MarkdownDocumentPrinter(_DocumentPrinter):
     def _print_Display(self, b):
         return "$$\n\\begin{aligned}\n%s\n\\end{aligned}\n$$\n" % b.tex.strip()
 
-    def _print_Items(self, b):
-        return "".join("- %s" % self._print(p) for p in b.items)
-
     def _print_Table(self, b):
-        def cell(parts):
-            return self.parts(parts).replace("|", r"\vert ")
+        def cell(parts):  # a bare | in math would end the table cell
+            return self.parts(Math(p.tex.replace("|", r"\vert ")) if isinstance(p, Math)
+                              else p for p in parts)
         lines = ["| " + " | ".join(cell(h) for h in b.header) + " |",
                  "|" + "---|" * len(b.header)]
         lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in b.rows]
@@ -315,6 +304,6 @@ def to_markdown(doc: Document) -> str:
     return MarkdownDocumentPrinter().doprint(doc)
 
 
-__all__ = ["Math", "Code", "Paragraph", "Row", "Align", "Display", "Table", "Items", "Section", "Document",
+__all__ = ["Math", "Code", "Paragraph", "Row", "Align", "Display", "Table", "Section", "Document",
            "LatexDocumentPrinter", "MarkdownDocumentPrinter", "to_latex", "to_markdown",
            "to_latex_collection", "latex_preamble", "visible_width", "pack"]
