@@ -189,3 +189,32 @@ def test_nothing_is_unrolled():
                     nodes += 1
                     assert all(isinstance(dim, str) for dim in n.shape), (name, n)
         assert nodes < 60 * len(cell.equations), name
+
+
+def test_a_users_cell_gets_a_document_that_compiles(tmp_path):
+    """Not registered (that would change derivations/): a minimal gated unit with a user
+    activation, an identity path and a carried second state, printed and compiled."""
+    import sympy
+
+    from lstmsym.cells.spec import CellBuilder
+    from lstmsym.ops import identity, scalar_activation, sigmoid
+    softsign = scalar_activation("softsign", lambda z: z / (1 + sympy.Abs(z)))
+    b = CellBuilder("my-mgu", source="Zhou et al. 2016, minimal gated unit",
+                    description="test cell")
+    x, h, m = b.input("x"), b.state("h"), b.state("m")
+    f = b.let("f", sigmoid(b.param("W_f", ("H", "I")) @ x + b.param("U_f", ("H", "H")) @ h))
+    n = b.let("n", softsign(b.param("W_n", ("H", "I")) @ x + b.param("U_n", ("H", "H")) @ (f * h)))
+    b.let("m", identity(m + n))
+    b.let("h", (1 - f) * h + f * n)
+    cell = b.build()
+    doc = cell_document(cell)
+    md, tex = to_markdown(doc), to_latex(doc, standalone=True)
+    assert r"n_{t} &= \operatorname{softsign}\bigl(" in md
+    assert r"\operatorname{softsign}'(\bar{n}_{t})" in md
+    assert r"h_{t} &= \left(\mathbf{1} - f_{t}\right) \circ h_{t-1} + f_{t} \circ n_{t}" in md
+    assert "Zhou et al. 2016" in md
+    if PDFLATEX is not None:  # the same condition as needs_pdflatex
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "my-mgu.tex").write_text(tex)
+        _pdflatex(src / "my-mgu.tex", tmp_path)
