@@ -25,7 +25,7 @@ True
 from __future__ import annotations
 
 from lstmsym.derive import derive
-from lstmsym.expr import Act, BlockSum, Grad, OutGrad, Repeat, Sym, substitute
+from lstmsym.expr import Act, BlockSum, Grad, OutGrad, Repeat, Sym
 from lstmsym.naming import code_name
 from lstmsym.printing.latex import LatexPrinter, latex
 from lstmsym.printing.layout import (Align, Code, Display, Document, Math, Paragraph, Row,
@@ -263,10 +263,10 @@ def bptt_section(cell, d) -> Section:
     return Section("Full BPTT over a sequence", (
         _P("The forward pass runs over $t = 1, \\dots, T$ and keeps every step's values. The "
            "backward pass runs the step above for $t = T, T-1, \\dots, 1$ with these "
-           "recurrences; at $t = T$ the gradients of step $T+1$ are zero (plus the gradient of the loss with "
-           "respect to the final state, if it has one):"),
+           "recurrences; at $t = T$ the gradients of step $T+1$ are zero (plus the gradient of "
+           "the loss with respect to the final state, if it has one):"),
         Align(tuple(_state_recurrence(cell, d, s) for s in states)),
-        _P("Parameters are shared by all steps, so their gradients are sums over t:"),
+        _P("Parameters are shared by all steps, so their gradients are sums over $t$:"),
         Align(tuple(Row(latex(Grad(p)), _sum_over(d.param_grad(p.name)))
                     for p in cell.params)),
         _P("The gradient with respect to each initial state is what step 1 passes back, ",
@@ -436,5 +436,5 @@ def collection_latex(cells, parts=PARTS, truncation=None, k1=None, k2=None) -> s
     return to_latex_collection("lstmsym derivations", docs, intro)
 
 
-__all__ = ["cell_document", "collection_latex", "jacobian_document", "forward_rows", "to_latex", "to_markdown",
-           "PARTS"]
+__all__ = ["cell_document", "collection_latex", "jacobian_document", "forward_rows", "to_latex",
+           "to_markdown", "PARTS"]
