@@ -134,7 +134,7 @@ def notation_section(cell, d) -> Section:
     for p in cell.params:
         init = cell.init.get(p.name)
         extra = f"; initialised to {init}" if isinstance(init, (int, float)) else ""
-        rows.append(((_M(p),), (Code(p.name),), ("parameter, ", _M(_shape(p.shape)), extra)))
+        rows.append(((_M(p),), (Code(code_name(p)),), ("parameter, ", _M(_shape(p.shape)), extra)))
     rows.append(((_M(r"\nabla_{v}\mathrm{Div}"),), (Code("dv"),),
                  ("total gradient of the divergence with respect to v: every path, through "
                   "later steps too (lecture notation)",)))
