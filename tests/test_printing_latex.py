@@ -67,7 +67,9 @@ def test_minus_signs_are_subtraction():
     assert latex(1 - f) == r"\mathbf{1} - f_{t}"
     assert latex(f - o) == "f_{t} - o_{t}"
     assert latex(-f) == "-f_{t}"
-    assert latex(-f + o) == "-f_{t} + o_{t}"
+    assert latex(-f + o) == "o_{t} - f_{t}"          # a sum opens with a positive term
+    assert latex(-f - o) == "-f_{t} - o_{t}"
+    assert latex(add(-f, -o, C, h)) == "C_{t} - f_{t} - o_{t} + h_{t}"
     assert latex(f - 2 * o) == r"f_{t} - 2\, o_{t}"
     assert latex(-(f + o)) == r"-\left(f_{t} + o_{t}\right)"
 

@@ -73,13 +73,20 @@ class LatexPrinter(Printer):
         return s
 
     def signed_terms(self, e) -> list:
-        """The summands of ``e`` as (sign, text) pairs: sign is "+" or "-"."""
+        """The summands of ``e`` as (sign, text) pairs: sign is "+" or "-".
+
+        Terms keep their order, except that a sum opening with a negative term opens with its
+        first positive one instead (``-a + b`` prints as ``b - a``).
+        """
         out = []
         for t in E.terms(e) or [e]:
             if isinstance(t, E.Scale) and t.coeff < 0:
                 out.append(("-", self._print(E.scale(-t.coeff, t.arg))))
             else:
                 out.append(("+", self._print(t)))
+        first_positive = next((k for k, (sign, _) in enumerate(out) if sign == "+"), 0)
+        if first_positive:
+            out.insert(0, out.pop(first_positive))
         return out
 
     @staticmethod
