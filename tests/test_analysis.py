@@ -209,3 +209,33 @@ def test_error_flow_check_agrees_and_linear_units_blow_up():
     assert c.max_abs_diff < 1e-14
     lin = c.flow_by_scale["identity"]
     assert lin[2.0][-1] > 1e3 and lin[0.5][-1] < 1e-3
+
+
+@pytest.mark.parametrize("name", ["elman-sigmoid", "lstm", "lstm1997-blocks", "gru",
+                                  "peephole-lstm"])
+def test_step_jacobian_agrees_with_lstmsym_jacobian(name):
+    """Our NumPy evaluation of the derived step against lstmsym.jacobian's exact SymPy one."""
+    from lstmsym.jacobian import jacobian_matrix
+    cell = get_cell(name)
+    js, slices, fwd = step_jacobians(cell, 2, hidden_size=4, input_size=2, seed=7)
+    values = {k: v for k, v in fwd[-1].items()
+              if k.role == "param" or k.role == "input" or (k.role == "state" and k.time == -1)}
+    for of in cell.state_names:
+        for wrt in cell.state_names:
+            ref = jacobian_matrix(cell, of, wrt, values, {"H": 4, "I": 2})
+            np.testing.assert_allclose(js[-1][slices[of], slices[wrt]], ref,
+                                       rtol=1e-10, atol=1e-12)
+
+
+def test_truncated_input_gradient_is_exact_inside_the_window_and_zero_outside():
+    from lstmsym.analysis.truncation import load_kernel
+    kernel = load_kernel("lstm")
+    params = kernel.init_params(3, 4, seed=0, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((15, 2, 3))
+    _, cache = kernel.forward(params, x)
+    d_h = np.zeros((15, 2, 4))
+    d_h[-1] = 1.0
+    _, full, _ = kernel.backward(params, cache, {"h": d_h})
+    _, cut, _ = kernel.backward(params, cache, {"h": d_h}, truncate=(15, 6))
+    np.testing.assert_allclose(cut[9:], full[9:], rtol=1e-12)
+    assert not np.any(cut[:9]) and np.all(np.abs(full[:9]).sum(axis=(1, 2)) > 0)

@@ -78,7 +78,9 @@ def truncation_effect(cell, steps: int = 60, k2s=(1, 5, 10, 20, 40), hidden_size
         forget_bias: if given and the cell has a parameter ``b_f``, it is set to this value
             (a large bias keeps the forget gate open).
 
-    >>> e = truncation_effect("lstm", steps=6, k2s=(2,), hidden_size=3)   # doctest: +SKIP
+    >>> e = truncation_effect("elman-tanh", steps=6, k2s=(2, 6), hidden_size=3)
+    >>> e.reach, e.full_reach, e.rel_error[-1] == 0.0
+    ([1, 5], 5, True)
     """
     for k in k2s:
         if int(k) != k or k < 1:
