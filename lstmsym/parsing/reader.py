@@ -140,7 +140,10 @@ _PARSER = None
 _READABLE = {
     "RPAR": "')'", "LPAR": "'('", "ADDOP": "'+' or '-'", "CIRC": r"'\circ'", "CDOT": r"'\cdot'",
     "LETTER": "a name", "NUMBER": "a number", "LOSS": "Div", "EQUALS": "'='", "RBRACE": "'}'",
-    "LBRACE": "'{'", "FUNC": r"\sigma or \tanh", "NABLA": r"\nabla", "__ANON_0": "'_'",
+    "LBRACE": "'{'", "FUNC": r"\sigma or \tanh", "NABLA": r"\nabla", "ACCENT": r"\tilde",
+    "DELTA": r"\delta", "FONT": r"\mathrm", "FRAC": r"\frac", "ONES": r"\mathbf{1}",
+    "PARTIAL": r"\partial", "SUM": r"\sum", "PERIOD": "'.'", "DIGIT": "a digit",
+    "TOP": r"\top", "PRIME": "'", "PRIMECMD": r"\prime", "CIRC": r"\circ",
 }
 
 

@@ -85,7 +85,7 @@ def _label(x, y) -> str:
         return "wrong weight"
     if kx == ky == "dact":
         if x.fn.name != y.fn.name:
-            return f"{x.fn.name}' where {y.fn.name}' belongs"
+            return f"{_short(x.fn)}' where {_short(y.fn)}' belongs"
         if isinstance(x.arg, Sym) and isinstance(y.arg, Sym) and x.arg.name == y.arg.name:
             return "time-index slip (derivative at the wrong step)"
         return "derivative at the wrong point"
@@ -95,9 +95,14 @@ def _label(x, y) -> str:
         if isinstance(a, Sym) and isinstance(b, Sym) and a.name == b.name and a.time != b.time:
             return "time-index slip"
         if kx == "sym" and x.role == y.role == "var":
-            return "wrong gate or quantity"
+            gates = not x.name.endswith("_bar") and not y.name.endswith("_bar")
+            return "wrong gate" if gates else "wrong quantity"
         return "wrong gradient" if kx == "grad" else "wrong factor"
     return "wrong factor"
+
+
+def _short(fn) -> str:
+    return {"sigmoid": "σ"}.get(fn.name, fn.name)
 
 
 def _pair_factors(extra: list, missing: list) -> tuple:

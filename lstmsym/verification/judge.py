@@ -159,12 +159,15 @@ class Judge:
         raise LstmsymError("too many placeholders")  # pragma: no cover
 
     # --- the proof ---------------------------------------------------------------------------------
-    def env(self, exprs, values=None) -> ScalarEnv:
-        sizes = dict(SIZES)
-        for dim, (base, k) in getattr(self.cell, "dims", {}).items():
-            sizes[base] = max(sizes[base], 2 * k) if sizes[base] % k else sizes[base]
-            sizes[dim] = sizes[base] // k
-        env = ScalarEnv(sizes, values)
+    def env(self, exprs, env: ScalarEnv | None = None) -> ScalarEnv:
+        """A scalar environment with the gates of every step ``exprs`` use bound to their
+        forward equations (states, inputs, parameters and gradients stay free symbols)."""
+        if env is None:
+            sizes = dict(SIZES)
+            for dim, (base, k) in getattr(self.cell, "dims", {}).items():
+                sizes[base] = max(sizes[base], 2 * k) if sizes[base] % k else sizes[base]
+                sizes[dim] = sizes[base] // k
+            env = ScalarEnv(sizes)
         times = sorted({s.time for e in exprs for s in e.walk()
                         if isinstance(s, Sym) and s.role == "var"})
         for tau in times:
@@ -233,12 +236,12 @@ def verify(cell, wrt, formula, profile=None, convention=None, names=None, trunca
     """
     start = time.perf_counter()
     if callable(formula) and not isinstance(formula, (str, Expr, sympy.Basic)):
-        from lstmsym.verification.numeric import verify_callable
+        from lstmsym.verification.claims import verify_callable
         j = Judge(cell, wrt, profile, convention, names, truncation)
         return verify_callable(j, formula, seed, start)
     if isinstance(formula, sympy.MatrixBase) or (isinstance(formula, sympy.Basic)
                                                   and not isinstance(formula, Expr)):
-        from lstmsym.verification.numeric import verify_sympy
+        from lstmsym.verification.claims import verify_sympy
         j = Judge(cell, wrt, profile, convention, names, truncation)
         return verify_sympy(j, formula, start)
     if isinstance(formula, Expr):

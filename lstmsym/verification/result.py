@@ -86,12 +86,13 @@ class VerifyResult:
             out.append(f"  proof: {self.proof()}")
             out.append(f"  ({self.seconds:.2f} s)")
             return out
-        out.append("  what is wrong:")
+        if self.issues:
+            out.append("  what is wrong:")
         for issue in self.issues:
             for i, line in enumerate(issue.latex_lines(_latex)):
                 out.append(("    " if i else "  - ") + _math_text(line, math))
-        if not self.issues:
-            out.append("  - (no single term differs; the formulas differ as a whole)")
+        if not self.issues and self.method == "exact":
+            out.append("  - no single term differs: the formulas differ as a whole")
         if self.note:
             out.append(f"  note: {self.note}")
         out.append(f"  corrected: {math(self.gradient + ' = ' + self.corrected)}")

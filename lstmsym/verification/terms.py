@@ -105,7 +105,7 @@ class Normaliser:
         """{factors (sorted tuple): coeff} with like terms combined and zeros dropped."""
         out = {}
         for c, fs in self._expand(e):
-            key = tuple(sorted(fs, key=factor_order))
+            key = _sorted(fs)
             out[key] = out.get(key, Fraction(0)) + c
         return {k: c for k, c in out.items() if c != 0}
 
@@ -132,10 +132,12 @@ class Normaliser:
                 if len(fm) != 1:
                     raise LstmsymError(f"cannot compare a product of matrices: {e!r}")
                 for c, fs in self._expand(e.vec):
-                    out.append((cm * c, (MatVec(fm[0], product(fs, e.vec.shape), e.transpose),)))
+                    out.append((cm * c, (MatVec(fm[0], product(_sorted(fs), e.vec.shape),
+                                                e.transpose),)))
             return out
         if isinstance(e, Outer):
-            return [(c1 * c2, (Outer(product(f1, e.left.shape), product(f2, e.right.shape)),))
+            return [(c1 * c2, (Outer(product(_sorted(f1), e.left.shape),
+                                   product(_sorted(f2), e.right.shape)),))
                     for c1, f1 in self._expand(e.left) for c2, f2 in self._expand(e.right)]
         if isinstance(e, Act):
             point = self.point(e.arg)
@@ -175,6 +177,10 @@ def factor_order(f):
     rank = 0 if isinstance(f, (Grad, OutGrad)) else 2 if isinstance(f, Sym) and f.role == "param" \
         else 1
     return (rank, repr(f))
+
+
+def _sorted(factors) -> tuple:
+    return tuple(sorted(factors, key=factor_order))
 
 
 def product(factors, shape) -> Expr:
