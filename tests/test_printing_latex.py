@@ -144,3 +144,13 @@ def test_long_sums_break_at_terms_in_both_outputs():
     joined = " ".join(line.replace("y &= ", "").replace(r"&\quad ", "") for line in lines)
     assert joined == terms[0][1] + "".join(f" {s} {t}" for s, t in terms[1:])
     assert body in md
+
+
+def test_split_signed_finds_the_top_level_terms_of_printed_math():
+    from lstmsym.printing.layout import split_signed
+    e = f - W_hf.T @ (f + o) + Act(tanh, f - o)
+    assert split_signed(latex(e)) == [("+", "f_{t}"), ("-", latex(W_hf.T @ (f + o))),
+                                      ("+", latex(Act(tanh, f - o)))]
+    assert split_signed(r"\sigma\bigl(a + b\bigr) - c") == [("+", r"\sigma\bigl(a + b\bigr)"),
+                                                           ("-", "c")]
+    assert split_signed(r"\left(a + b") is None          # unbalanced: left alone

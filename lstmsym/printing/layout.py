@@ -118,6 +118,34 @@ def pack(terms, budget: int) -> list:
     return lines
 
 
+_TOKEN = re.compile(r"\\[A-Za-z]+|\\.|[{}]| [+-] |.", re.S)
+_OPEN = re.compile(r"\\left|\\[bB]igg?l|\{")
+_CLOSE = re.compile(r"\\right|\\[bB]igg?r|\}")
+
+
+def split_signed(tex: str):
+    """The top-level summands of printed math as (sign, tex) pairs, or None if unbalanced.
+
+    Splits at `` + `` and `` - `` outside braces and ``\\left``/``\\right`` (or ``\\bigl``/
+    ``\\bigr``) pairs, which is where lstmsym.printing.latex puts them between summands.
+    """
+    terms, cur, depth, sign = [], [], 0, "+"
+    for tok in _TOKEN.findall(tex):
+        if _OPEN.fullmatch(tok):
+            depth += 1
+        elif _CLOSE.fullmatch(tok):
+            depth -= 1
+        if depth == 0 and tok in (" + ", " - "):
+            terms.append((sign, "".join(cur).strip()))
+            cur, sign = [], tok.strip()
+            continue
+        cur.append(tok)
+    terms.append((sign, "".join(cur).strip()))
+    if depth != 0 or not all(t for _, t in terms):
+        return None
+    return terms
+
+
 def join_signed(terms, first_line=True) -> str:
     out = []
     for k, (sign, tex) in enumerate(terms):
@@ -143,6 +171,18 @@ class _DocumentPrinter(Printer):
             for chunk in chunks[1:]:
                 lines.append(r"&\quad " + join_signed(chunk, first_line=False))
         return " \\\\\n".join(lines)
+
+    def display_body(self, block: "Display") -> str:
+        """Rows printed elsewhere (``lhs &= rhs``), broken at their top-level terms."""
+        rows = []
+        for line in re.split(r"\s*\\\\\s*\n", block.tex.strip()):
+            lhs, sep, rhs = line.partition(" &= ")
+            terms = split_signed(rhs) if sep else None
+            if terms is None:
+                rows.append(line)
+                continue
+            rows.append(self.align_body(Align((Row(lhs, tuple(terms)),))))
+        return " \\\\\n".join(rows)
 
     def parts(self, parts) -> str:
         return "".join(self._print(p) for p in parts)
@@ -221,7 +261,7 @@ class LatexDocumentPrinter(_DocumentPrinter):
         return "\\begin{align*}\n%s\n\\end{align*}\n" % self.align_body(b)
 
     def _print_Display(self, b):
-        return "\\begin{align*}\n%s\n\\end{align*}\n" % b.tex.strip()
+        return "\\begin{align*}\n%s\n\\end{align*}\n" % self.display_body(b)
 
     def _print_Table(self, b):
         cols = len(b.header)
@@ -287,7 +327,7 @@ class MarkdownDocumentPrinter(_DocumentPrinter):
         return "$$\n\\begin{aligned}\n%s\n\\end{aligned}\n$$\n" % self.align_body(b)
 
     def _print_Display(self, b):
-        return "$$\n\\begin{aligned}\n%s\n\\end{aligned}\n$$\n" % b.tex.strip()
+        return "$$\n\\begin{aligned}\n%s\n\\end{aligned}\n$$\n" % self.display_body(b)
 
     def _print_Table(self, b):
         def cell(parts):  # a bare | in math would end the table cell
