@@ -61,9 +61,9 @@ def plot_linear(responses) -> "object":
         ax.semilogy(t, _positive(r.norms), color=color, lw=2,
                     label=f"{r.label}: measured ||h(t)||")
         ax.semilogy(t, _positive(r.prediction), color=color, ls="--", lw=1,
-                    label=f"{r.label}: $\\propto\\lambda_{{max}}^t$")
+                    label=f"{r.label}: $c\\,|\\lambda_{{max}}|^t$")
     ax.set_title("Linear recursion h(t) = W h(t-1) + C x(t)\n"
-                 "response to a single input at t = 0, W at three spectral radii")
+                 "response to a single input at t = 0; dashed: the eigenvalue law")
     ax.set_xlabel("time step t")
     ax.set_ylabel("||h(t)|| (log scale)")
     ax.legend(fontsize=8)
@@ -118,12 +118,13 @@ def plot_saturation(sweep: dict, shown_ws=(0.5, 1.0, 1.5, 3.0)) -> "object":
         ax = axes[1, 2]
         for a in acts:
             ws = [r.w for r in sweep[a]]
-            final = [np.nan if r.blowup_step is not None else r.values[-1] for r in sweep[a]]
+            final = [np.nan if r.blowup_step is not None else abs(r.values[-1])
+                     for r in sweep[a]]
             ax.plot(ws, final, color=COLORS.get(a), lw=2, label=a)
-        ax.set_title("Value reached h(T) over w (blown-up runs left out)")
+        ax.set_title("Value reached |h(T)| over w (no blow-up)")
         ax.set_xlabel("recurrent weight w")
-        ax.set_ylabel("h(T)")
-        ax.set_ylim(-1.2, 3.0)
+        ax.set_ylabel("|h(T)|")
+        ax.set_ylim(-0.1, 3.0)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     for ax in axes[1, 3:]:
@@ -140,8 +141,10 @@ def plot_vector_memory(runs) -> "object":
     axes = np.atleast_1d(axes)
     for ax, a in zip(axes, acts):
         for r in (r for r in runs if r.activation == a):
+            T = len(r.jacobian_norms) - 1
+            memory = f"{r.memory}" if r.memory < T else f"$\\geq${T}"
             ax.semilogy(_positive(r.jacobian_norms), lw=1.8,
-                        label=f"$\\rho(W)$ = {r.rho:.2g} (memory {r.memory})")
+                        label=f"$\\rho(W)$ = {r.rho:.2g} (memory {memory} steps)")
         ax.set_title(f"{a} units")
         ax.set_xlabel("time step t")
         ax.legend(fontsize=8)

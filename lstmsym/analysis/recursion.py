@@ -128,7 +128,7 @@ def demo_matrices(size: int = 8, radii=(0.9, 1.0, 1.1), seed: int = 0) -> list:
     """One random (size x size) matrix rescaled to each spectral radius: [(label, W)]."""
     rng = np.random.default_rng(seed)
     base = rng.standard_normal((size, size)) / np.sqrt(size)
-    return [(f"radius {r:g}", with_spectral_radius(base, r)) for r in radii]
+    return [(f"spectral radius {r:g}", with_spectral_radius(base, r)) for r in radii]
 
 
 # ----- nonlinear scalar recursion ------------------------------------------------------------------
