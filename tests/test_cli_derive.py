@@ -127,7 +127,9 @@ def test_all_without_pdf_writes_tex_and_md_for_every_cell(tmp_path, capsys):
     assert status == 0
     names = cell_names()
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == sorted(
-        [f"{n}.tex" for n in names] + [f"{n}.md" for n in names])
+        [f"{n}.tex" for n in names] + [f"{n}.md" for n in names] + ["README.md"])
+    index = (tmp_path / "d" / "README.md").read_text()
+    assert all(f"[{n}.tex]({n}.tex)" in index for n in names)
     assert f"[{len(names)}/{len(names)}]" in err        # progress on stderr
 
 

@@ -27,6 +27,7 @@ MODES = {
 }
 FORMATS = {".tex": "latex", ".md": "markdown", ".pdf": "pdf"}
 COLLECTION_PDF = "lstmsym-derivations.pdf"
+INDEX = "README.md"
 
 
 def add_parser(sub):
@@ -38,7 +39,7 @@ def add_parser(sub):
     p.add_argument("cell", nargs="?", help="a registered cell (see 'lstmsym list')")
     p.add_argument("--all", action="store_true",
                    help="every registered cell: with -o DIR writes NAME.tex and NAME.md for "
-                        f"each and {COLLECTION_PDF} with all of them")
+                        f"each, an index README.md and {COLLECTION_PDF} with all of them")
     p.add_argument("-o", "--output", metavar="PATH",
                    help="write to PATH (.tex standalone LaTeX, .md Markdown, .pdf via "
                         "pdflatex) instead of stdout; a directory with --all")
@@ -95,10 +96,12 @@ def run(args):
 
 
 def write_all(directory: Path, truncation, parts, k1, k2, pdf=True) -> int:
-    """NAME.tex and NAME.md for every registered cell, then one PDF with all of them."""
+    """NAME.tex and NAME.md for every registered cell, an index README.md, then one PDF with
+    all of them."""
     from lstmsym.cells import cell_names, get_cell
     from lstmsym.io import write_atomic
-    from lstmsym.printing.document import cell_document, collection_latex, to_latex, to_markdown
+    from lstmsym.printing.document import (cell_document, collection_latex, index_document,
+                                           to_latex, to_markdown)
     if pdf:
         from lstmsym.printing.pdf import pdflatex_path
         pdflatex_path()  # fail before writing anything when the PDF cannot be made
@@ -117,12 +120,14 @@ def write_all(directory: Path, truncation, parts, k1, k2, pdf=True) -> int:
         docs.append(doc)
         write_atomic(directory / f"{name}.tex", to_latex(doc, standalone=True))
         write_atomic(directory / f"{name}.md", to_markdown(doc))
+    # the index names the PDF even with --no-pdf, so it does not depend on that option
+    write_atomic(directory / INDEX, to_markdown(index_document(names, COLLECTION_PDF)))
     if pdf:
         from lstmsym.printing.pdf import write_pdf
         _progress(f"compiling {directory / COLLECTION_PDF} with pdflatex")
         write_pdf(collection_latex(names, parts=parts, truncation=truncation, k1=k1, k2=k2),
                   directory / COLLECTION_PDF, runs=2)
-    _progress(f"wrote {2 * len(names)} files{' and the PDF' if pdf else ''} to {directory} "
+    _progress(f"wrote {2 * len(names) + 1} files{' and the PDF' if pdf else ''} to {directory} "
               f"in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -41,6 +41,14 @@ class Code:
 
 
 @dataclass(frozen=True)
+class Link:
+    """A link to a file next to the document (plain text in LaTeX)."""
+
+    text: str
+    target: str
+
+
+@dataclass(frozen=True)
 class Paragraph:
     """Plain text (``str`` parts, escaped by the printer) mixed with ``Math`` and ``Code``."""
 
@@ -257,6 +265,9 @@ class LatexDocumentPrinter(_DocumentPrinter):
     def _print_Code(self, c):
         return r"\texttt{%s}" % self.escape(c.text)
 
+    def _print_Link(self, link):
+        return r"\texttt{%s}" % self.escape(link.text)
+
     def _print_Align(self, b):
         return "\\begin{align*}\n%s\n\\end{align*}\n" % self.align_body(b)
 
@@ -323,6 +334,9 @@ class MarkdownDocumentPrinter(_DocumentPrinter):
     def _print_Code(self, c):
         return "`%s`" % c.text
 
+    def _print_Link(self, link):
+        return "[%s](%s)" % (self.escape(link.text), link.target)
+
     def _print_Align(self, b):
         return "$$\n\\begin{aligned}\n%s\n\\end{aligned}\n$$\n" % self.align_body(b)
 
@@ -344,6 +358,6 @@ def to_markdown(doc: Document) -> str:
     return MarkdownDocumentPrinter().doprint(doc)
 
 
-__all__ = ["Math", "Code", "Paragraph", "Row", "Align", "Display", "Table", "Section", "Document",
+__all__ = ["Math", "Code", "Link", "Paragraph", "Row", "Align", "Display", "Table", "Section", "Document",
            "LatexDocumentPrinter", "MarkdownDocumentPrinter", "to_latex", "to_markdown",
            "to_latex_collection", "latex_preamble", "visible_width", "pack"]
