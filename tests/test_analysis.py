@@ -239,3 +239,21 @@ def test_truncated_input_gradient_is_exact_inside_the_window_and_zero_outside():
     _, cut, _ = kernel.backward(params, cache, {"h": d_h}, truncate=(15, 6))
     np.testing.assert_allclose(cut[9:], full[9:], rtol=1e-12)
     assert not np.any(cut[:9]) and np.all(np.abs(full[:9]).sum(axis=(1, 2)) > 0)
+
+
+def test_user_activation_cell_step_jacobian():
+    """A cell written with the builder and a user activation (softsign) needs no new code."""
+    import sympy
+    from lstmsym.cells.spec import CellBuilder
+    from lstmsym.ops import scalar_activation
+    softsign = scalar_activation("softsign_an", lambda z: z / (1 + sympy.sqrt(1 + z ** 2)))
+    b = CellBuilder("softsign-rnn")
+    x, h = b.input("x"), b.state("h")
+    b.let("h", softsign(b.param("W", ("H", "I")) @ x + b.param("U", ("H", "H")) @ h
+                        + b.param("b", ("H",))))
+    cell = b.build()
+    js, slices, fwd = step_jacobians(cell, 3, hidden_size=3, input_size=2, seed=1)
+    np.testing.assert_allclose(js[-1], _fd_step_jacobian(cell, fwd[-1], slices),
+                               rtol=1e-6, atol=1e-8)
+    chain = jacobian_chain(cell, k_max=3, hidden_size=3, input_size=2, seed=1)
+    assert chain.norms[0] == pytest.approx(np.linalg.norm(js[-1], 2))

@@ -6,6 +6,7 @@ truncated BPTT, all from the cells and derivations the rest of lstmsym builds.
 - ``jacobians``: dS_t/dS_{t-k} from the *derived* per-step Jacobian; the LSTM's CEC.
 - ``errorflow``: Hochreiter's sum over paths (seed 003) against BPTT.
 - ``truncation``: truncated BPTT (k2) on a long-lag task, with the generated kernels.
+- ``compare``: cells side by side; ``timing``: a kernel against torch, for notebook 06.
 - ``topics``: the ``lstmsym analyze <topic>`` reports; ``plotting``: the figures (matplotlib is
   imported only there, and only when a figure is drawn).
 
@@ -13,6 +14,7 @@ truncated BPTT, all from the cells and derivations the rest of lstmsym builds.
 >>> round(linear_response([[0.5]], steps=2).norms[-1], 4)
 0.25
 """
+from lstmsym.analysis.compare import side_by_side
 from lstmsym.analysis.errorflow import bptt_flow, check_error_flow, path_sum, random_net
 from lstmsym.analysis.evaluate import evaluate, random_params, run_forward, spectral_radius
 from lstmsym.analysis.jacobians import (JacobianChain, gate_product, jacobian_chain,
@@ -24,6 +26,7 @@ from lstmsym.analysis.topics import (TOPICS, Report, analyze_errorflow, analyze_
 from lstmsym.analysis.truncation import truncation_effect
 
 __all__ = [
+    "side_by_side",
     "bptt_flow", "check_error_flow", "path_sum", "random_net",
     "evaluate", "random_params", "run_forward", "spectral_radius",
     "JacobianChain", "gate_product", "jacobian_chain", "step_jacobian", "step_jacobians",

@@ -66,16 +66,22 @@ def activation(name: str):
                            + ", ".join(FUNCTIONS)) from None
 
 
+_USER_FUNCTIONS: dict = {}
+
+
 def _numeric_fn(act, derivative: bool):
     if act.name in FUNCTIONS:
         return FUNCTIONS[act.name][1 if derivative else 0]
-    # A user activation: its SymPy expression (built in code, never from a string) to NumPy.
-    import sympy
-    z = sympy.Symbol("z", real=True)
-    body = act.deriv(z) if derivative else act.scalar(z)
-    fn = sympy.lambdify(z, body.rewrite(sympy.exp), "numpy")
-    FUNCTIONS.setdefault(act.name, (None, None))
-    return lambda a: np.asarray(fn(a), dtype=float) * np.ones_like(a, dtype=float)
+    key = (act.name, derivative)
+    if key not in _USER_FUNCTIONS:
+        # A user activation: its SymPy expression (built in code, never from a string).
+        import sympy
+        z = sympy.Symbol("z", real=True)
+        body = act.deriv(z) if derivative else act.scalar(z)
+        fn = sympy.lambdify(z, body, [{"Sigmoid": stable_sigmoid, "ReLU": _relu}, "numpy"])
+        _USER_FUNCTIONS[key] = lambda a: np.asarray(fn(a), dtype=float) * np.ones_like(
+            a, dtype=float)
+    return _USER_FUNCTIONS[key]
 
 
 # ----- the evaluator ----------------------------------------------------------------------------
