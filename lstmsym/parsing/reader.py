@@ -512,6 +512,10 @@ class Reader:
 
     def wrt(self, text: str) -> Sym:
         """Read a --wrt argument such as C_t, h_{t-1}, W_hf, \\bar{f}_t or \\nabla_{C_t}Div."""
+        plain = self.names.get(text.strip(), text.strip())
+        if plain in self.symbols:       # the cell's own name: f_bar, C_tilde, W_hf
+            sym = self.symbols[plain]
+            return sym if sym.role in ("param", "const") else sym.at(0)
         f = parse(text)
         self.formula = f
         factors = f.rhs.terms[0].product.factors if len(f.rhs.terms) == 1 else []
@@ -594,7 +598,7 @@ class Reader:
                 raise self.shape_error(term, f"`{self.formula.source(v.node)}` has size "
                                        f"{_dims(v.expr.shape)} but is multiplied elementwise "
                                        f"with a vector of size {_dims(acc.shape)}")
-            return had(acc, v.expr)
+            return had(acc, v.expr) if self.convention == "row" else had(v.expr, acc)
         if v.kind == "mat":
             # row: acc M = M^T acc; column: M acc
             transpose = (not v.transpose) if self.convention == "row" else v.transpose
@@ -647,7 +651,9 @@ class Reader:
         if isinstance(f, Quantity):
             return self.quantity(f)
         if isinstance(f, Group):
-            if self.has_matrix(f.expr):
+            # a group with weights but no gradient is an operator (the lecture's
+            # ∇ ∘ (a W_hf + b W_hi)); a group holding a gradient is a vector
+            if self.has_matrix(f.expr) and not _has_gradient(f.expr):
                 return Value("group", None, f)
             return Value("vec", self.sum(f.expr), f)
         if isinstance(f, Call):
@@ -754,6 +760,20 @@ class Reader:
                 raise self.shape_error(c, f"\\{c.fn} needs a vector argument")
             e = ActDeriv(fn, v.expr) if c.deriv else Act(fn, v.expr)
         return had(*([e] * c.power)) if c.power > 1 else e
+
+
+def _has_gradient(node) -> bool:
+    if isinstance(node, Nabla):
+        return node.loss
+    if isinstance(node, Sum):
+        return any(_has_gradient(t.product) for t in node.terms)
+    if isinstance(node, Product):
+        return any(_has_gradient(f) for f in node.factors)
+    if isinstance(node, Group):
+        return _has_gradient(node.expr)
+    if isinstance(node, Postfix):
+        return _has_gradient(node.arg)
+    return False
 
 
 def _dims(shape) -> str:
