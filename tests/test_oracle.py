@@ -12,6 +12,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, strategies as st
 
 from lstmsym.interop.torch import TORCH_CELLS, layout, param_shapes, params_from_torch
 from lstmsym.schedule import windows
@@ -193,3 +194,14 @@ def _module(cell_name):
     if cell_name == "gru-torch":
         return torch.nn.GRU(I, H, dtype=torch.float64)
     return torch.nn.RNN(I, H, nonlinearity=cell_name.split("-")[1], dtype=torch.float64)
+
+
+@given(cell_name=st.sampled_from(TORCH_CELLS), T=st.integers(1, 9), B=st.integers(1, 3),
+       I=st.integers(1, 4), H=st.integers(1, 4), scale=st.sampled_from([0.1, 1.0, 3.0]),
+       data=st.data())
+def test_kernel_matches_torch_property(cell_name, T, B, I, H, scale, data):
+    """Sizes (down to 1), lengths, truncation windows and magnitudes, in float64."""
+    k = data.draw(st.one_of(st.none(), st.integers(1, T)), label="truncate")
+    prob = random_problem(cell_name, I, H, T, B, seed=T * 100 + B * 10 + H, scale=scale)
+    errors = compare_kernel(kernel(cell_name), cell_name, **prob, truncate=k)
+    assert_close(errors, 1e-10, f"{cell_name} T={T} B={B} I={I} H={H} truncate={k}")
