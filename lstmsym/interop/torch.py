@@ -230,7 +230,7 @@ def packed(cell_name: str, params: dict, cat, zeros) -> dict:
 
 
 def empty_module(cell_name: str, input_size: int, hidden_size: int, dtype=np.float64):
-    """An (uninitialised-to-us) torch layer of the right class, sizes and dtype."""
+    """A torch layer of the right class, sizes and dtype, with torch's default initial values."""
     import torch
 
     lay = layout(cell_name)
