@@ -191,10 +191,22 @@ def _declare(known, sym, kind, cell):
 class CellBuilder:
     """Write a cell equation by equation; ``build()`` validates it.
 
-    ``state(name)`` returns the previous value (name at t-1); ``let(name, expr)`` appends an
-    equation and returns the new symbol at t. A ``let`` whose right-hand side is an activation
-    of a non-trivial argument is split into ``name_bar = argument`` and ``name = f(name_bar)``,
-    so every gate has a named pre-activation (its delta is the gradient of that).
+    - ``input(name)``: the input x_t (size "I").
+    - ``state(name, latex=None)``: declares a carried state (size "H") and returns its previous
+      value (name at t-1); the first state is the cell's output unless ``build(outputs=...)``.
+    - ``param(name, shape, latex=None, init=None)``: a parameter; shape from "I", "H" and
+      dimensions made with ``dim``; ``init`` a constant for ``init_params`` (e.g. a bias).
+    - ``dim(name, base="H", factor)``: a dimension of size base/factor (gates of blocks).
+    - ``let(name, expr, label=None, latex=None, pre=None, pre_latex=None)``: appends
+      ``name = expr`` and returns name at t; assigning a state's name is its update.
+
+    A ``let`` whose right-hand side is an activation of a non-trivial argument is split into
+    ``name_bar = argument`` (or ``pre``) and ``name = f(name_bar)``, so every gate has a named
+    pre-activation (its delta is the gradient of that; the 1997 truncation cuts there).
+    Expressions: ``W @ v`` (affine map), ``a * b`` (Hadamard), ``+``, ``-``, ``1 - a``, numbers
+    times vectors, activations from lstmsym.ops (``sigmoid(...)``, ``scalar_activation``).
+    Mistakes raise ``CellError``/``ShapeError`` naming the equation (or the operands, for a
+    shape clash inside an expression, which is found while Python builds it).
     """
 
     def __init__(self, name: str, source: str = "", description: str = "",
