@@ -311,3 +311,13 @@ def test_list_verbose_shows_every_source(capsys):
     for name in EXPECTED:
         assert f"{name}:" in out
     assert "Hochreiter & Schmidhuber 1997" in out and "Greff" in out and "Cho et al. 2014" in out
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import lstmsym.cells.edits
+    import lstmsym.cells.spec
+    for module in (lstmsym.cells.edits, lstmsym.cells.spec):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

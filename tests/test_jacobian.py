@@ -203,3 +203,11 @@ def test_jacobian_errors_are_clear():
     del vals["W_xf"]
     with pytest.raises(LstmsymError, match="no value for W_xf"):
         jacobian_matrix(cell, "C", "C", vals, {"H": 2, "I": 2})
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import lstmsym.jacobian
+    result = doctest.testmod(lstmsym.jacobian)
+    assert result.attempted > 0 and result.failed == 0
