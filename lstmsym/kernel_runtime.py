@@ -99,15 +99,14 @@ def check_inputs(params, x, state0):
     if unknown:
         raise ValueError(f"params has an unknown entry {unknown[0]!r}; expected {list(PARAMS)}")
     T, B, input_size = x.shape
-    hidden_size = None
-    for name, shape in PARAMS.items():
-        if "H" in shape and isinstance(params[name], np.ndarray) \
-                and params[name].ndim == len(shape):
-            hidden_size = params[name].shape[shape.index("H")]
-            break
-    if hidden_size is None:
+    # H: the size most parameters agree on, so that the odd one out is the one named
+    votes = [params[name].shape[k] for name, shape in PARAMS.items() for k, d in enumerate(shape)
+             if d == "H" and isinstance(params[name], np.ndarray)
+             and params[name].ndim == len(shape)]
+    if not votes:
         raise ValueError("params: cannot read the hidden size H; expected shapes "
                          + ", ".join(f"{k} {v}" for k, v in PARAMS.items()))
+    hidden_size = max(votes, key=votes.count)
     sizes = sizes_of(input_size, hidden_size)
     for name, shape in PARAMS.items():
         check_array(f"params[{name!r}]", params[name], tuple(sizes[d] for d in shape), x.dtype)

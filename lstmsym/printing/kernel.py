@@ -144,6 +144,7 @@ class KernelPrinter:
         out = self._docstring(node.docstring, 0)
         out.append("\n")
         out += [f"{imp}\n" for imp in node.imports]
+        out.append("\n")
         for stmt in node.body:
             if isinstance(stmt, (Function, Source)):
                 out.append("\n\n")
