@@ -1,0 +1,525 @@
+"""The proof: every derived backward formula equals SymPy's scalar derivative, exactly.
+
+This sits at the end of the pipeline (DESIGN.md, "verify" (1)). For each small size (hidden 2
+and 3 by default) the cell is instantiated with scalar symbols over two steps, t and t+1, by
+lstmsym.verification.scalar. The scalar loss is
+
+    L = sum_{s in (t, t+1)} sum_{o in outputs} <dout_{o_s}, o_s>  +  sum_S <dnext_S, S_{t+1}>,
+
+upstream-gradient symbols times every output state at both steps, plus symbols standing for
+whatever lies beyond t+1 (so nabla_{S_{t+1}} Div is as general as in a long sequence). SymPy's
+own ``diff`` then gives the true total derivatives:
+
+- of an intermediate or state v at step s: a zero perturbation vector eps_v is added to v's
+  value in the forward graph and L is differentiated with respect to it (then eps = 0);
+- of a parameter at step t alone (its per-step gradient): the same, with a perturbation of the
+  parameter used by step t only;
+- of x_t and of S_{t-1} (what step t sends back): directly, they are leaves.
+
+Each formula of ``derive(cell)`` (every gradient, carry, per-step parameter gradient and input
+gradient) is instantiated with the true gradients substituted for the ``Grad`` nodes it refers
+to, and its difference from SymPy's derivative is shown to be zero. The exact method replaces
+every function application (sigma(.), tanh(.), their derivatives' factors) by a fresh symbol,
+innermost first, so the difference becomes a polynomial in symbols, and expands it: a zero
+polynomial is zero for every value of the atoms, hence a proof. Only when that (and a rational
+normalisation) leaves something nonzero does the check evaluate the difference at random points
+with 50 significant digits, and the verdict says "numeric-fallback"; a real difference fails the
+formula with the largest difference found.
+
+``truncation="1997"``: Hochreiter & Schmidhuber's truncated gradient is the exact gradient of a
+forward graph in which the previous states enter the net inputs (the equations with
+``preact_of``) as separate constant symbols, set to the states' values after differentiation.
+"""
+from __future__ import annotations
+
+import random
+import time
+
+import sympy
+from sympy.polys.domains import QQ, ZZ
+from sympy.polys.rings import PolyRing
+
+from lstmsym.cells import get_cell
+from lstmsym.derive import derive, grad_symbols
+from lstmsym.errors import LstmsymError
+from lstmsym.expr import Grad, OutGrad, Sym, shift, substitute
+from lstmsym.verification.report import Verdict
+from lstmsym.verification.scalar import ScalarEnv, instantiate
+
+DIGITS = 50
+POINTS = 4
+
+
+# ----- which sizes ----------------------------------------------------------------------------------
+def instance_sizes(cell, hidden_sizes=(2, 3), input_size: int = 2) -> list:
+    """The dimension sizes of each small instance.
+
+    A dimension defined through the hidden size, ``dims = {"G": ("H", k)}`` (G = H / k, memory
+    blocks of k cells), needs a hidden size that k divides: each requested size is raised to the
+    next multiple of k, and a second multiple is added if that leaves a single size.
+    """
+    step = 1
+    for base, k in cell.dims.values():
+        if base != "H":
+            raise LstmsymError(f"cell {cell.name!r}: dimension defined through {base!r}; "
+                               "the proof knows sizes derived from H only")
+        step = step * k // _gcd(step, k)
+    hs = sorted({-(-h // step) * step for h in hidden_sizes})
+    if len(hidden_sizes) > 1 and len(hs) == 1:
+        hs.append(hs[0] + step)
+    out = []
+    for h in hs:
+        sizes = {"H": h, "I": input_size}
+        for name, (base, k) in cell.dims.items():
+            sizes[name] = sizes[base] // k
+        out.append(sizes)
+    return out
+
+
+def _gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
+
+
+# ----- the formulas of a derivation ---------------------------------------------------------------------
+def formulas(d) -> list:
+    """(label, kind, key, vector expression) for every formula of a derivation, in print order."""
+    out = []
+    for v in d.order:
+        out.append((f"grad {v.name}[t]", "grad", v, d.grad(v)))
+    for s in d.cell.state_names:
+        out.append((f"carry {s}[t-1]", "carry", s, d.carry_expr(s)))
+    for p in d.cell.params:
+        out.append((f"param {p.name} (step t)", "param", p.name, d.param_grad(p.name)))
+    for x in d.cell.inputs:
+        out.append((f"input {x.name}[t]", "input", x.name, d.input_grad(x.name)))
+    return out
+
+
+# ----- function atoms: sigma(u), tanh(u), ... as symbols ----------------------------------------------
+class Atoms:
+    """Function applications as fresh symbols, innermost first, and SymPy's derivatives of them.
+
+    ``atomize(e)`` replaces every function application f(u) in ``e`` by a symbol; applications
+    with the same function and the same (expanded, atomized) arguments get the same symbol, so
+    two expressions that are equal as polynomials in symbols and atoms are equal as functions.
+    ``diff(e, w)`` is the total derivative of an atomized expression with respect to a base
+    symbol ``w``: SymPy's ``diff`` with respect to each symbol of ``e``, and through an atom
+    f(u) SymPy's derivative of f at u (sigma' = sigma(1-sigma), tanh' = 1-tanh^2, ...).
+    """
+
+    def __init__(self):
+        self.key_of, self.by_key, self.memo = {}, {}, {}
+        self.order = []
+        self._deps, self._dmemo, self._fprime = {}, {}, {}
+        self._free_memo, self._local_memo = {}, {}
+        self.leaves = {}          # symbols that are independent variables whatever their name
+
+    # --- building --------------------------------------------------------------------------------
+    def atomize(self, e):
+        if e.is_Atom:
+            return e
+        hit = self.memo.get(e)
+        if hit is not None:
+            return hit
+        args = tuple(self.atomize(a) for a in e.args)
+        if isinstance(e, sympy.Function):
+            out = self.atom(e.func, args)
+        else:
+            out = e.func(*args) if args != e.args else e
+        self.memo[e] = out
+        return out
+
+    def atom(self, func, args):
+        key = (func, tuple(sympy.expand(a) for a in args))
+        a = self.by_key.get(key)
+        if a is None:
+            a = sympy.Symbol(f"_atom{len(self.order)}")
+            self.by_key[key] = a
+            self.key_of[a] = key
+            self.order.append(a)
+        return a
+
+    def is_atom(self, s):
+        return s in self.key_of
+
+    def expression(self, a):
+        """The function application an atom stands for, with atomized arguments."""
+        func, args = self.key_of[a]
+        return func(*args)
+
+    # --- differentiation ---------------------------------------------------------------------------
+    def deps(self, s) -> frozenset:
+        """The base symbols an atom (or symbol) depends on."""
+        if s not in self.key_of:
+            return frozenset((s,))
+        hit = self._deps.get(s)
+        if hit is None:
+            hit = frozenset().union(*(self.deps(x) for a in self.key_of[s][1]
+                                      for x in a.free_symbols))
+            self._deps[s] = hit
+        return hit
+
+    def diff(self, e, w):
+        """d e / d w for an atomized expression ``e`` and a base symbol ``w``."""
+        out = []
+        for s in self._free(e):
+            if w not in self.deps(s):
+                continue
+            ds = sympy.Integer(1) if s == w else self._diff_atom(s, w)
+            if ds != 0:
+                out.append(self._local(e, s) * ds)
+        return sympy.Add(*out)
+
+    def _free(self, e):
+        hit = self._free_memo.get(e)
+        if hit is None:
+            hit = self._free_memo[e] = tuple(sorted(e.free_symbols, key=str))
+        return hit
+
+    def _local(self, e, s):
+        """SymPy's partial derivative of ``e`` in one of its symbols (the same for every w)."""
+        hit = self._local_memo.get((e, s))
+        if hit is None:
+            hit = self._local_memo[(e, s)] = sympy.diff(e, s)
+        return hit
+
+    def _diff_atom(self, a, w):
+        hit = self._dmemo.get((a, w))
+        if hit is None:
+            func, args = self.key_of[a]
+            terms = []
+            for i, u in enumerate(args):
+                if any(w in self.deps(x) for x in self._free(u)):
+                    terms.append(self._partial(a, i) * self.diff(u, w))
+            hit = self._dmemo[(a, w)] = sympy.Add(*terms)
+        return hit
+
+    def _partial(self, a, i):
+        """SymPy's derivative of the atom's function in its i-th argument, atomized."""
+        hit = self._fprime.get((a, i))
+        if hit is None:
+            func, args = self.key_of[a]
+            zs = sympy.symbols(f"_z0:{len(args)}", real=True)
+            d = sympy.diff(func(*zs), zs[i])
+            hit = self._fprime[(a, i)] = self.atomize(d.xreplace(dict(zip(zs, args))))
+        return hit
+
+    # --- evaluation -----------------------------------------------------------------------------
+    def evaluate(self, entries, point: dict, digits: int):
+        """Values of atomized expressions at ``point`` (base symbol -> number), ``digits`` digits."""
+        values = dict(point)
+        for a in self.order:
+            func, args = self.key_of[a]
+            if not all(x in values for u in args for x in u.free_symbols):
+                continue
+            values[a] = sympy.N(func(*[u.xreplace(values) for u in args]), digits + 10)
+        return [sympy.N(e.xreplace(values), digits) for e in entries]
+
+
+# ----- one small instance: the two-step graph and its true gradients ----------------------------------
+class Instance:
+    """The cell at one size over steps t and t+1, with SymPy's derivatives of the loss."""
+
+    def __init__(self, cell, sizes: dict, outputs, truncation=None):
+        self.cell, self.sizes, self.truncation = cell, sizes, truncation
+        self.env = ScalarEnv(sizes)
+        self.atoms = Atoms()
+        self.eps = {}          # (name, step) -> perturbation matrix
+        self.consts = {}       # constant symbol -> the value it stands for (1997 truncation)
+        self._grads, self._settled, self._settle_sym = {}, None, {}
+        self._holders, self._holder_value, self._gens_memo = {}, {}, {}
+        self._rings = {}
+        self._forward()
+        self._loss(outputs)
+
+    def _perturbation(self, key, like):
+        m = self.env.fresh(Sym(f"eps_{key[0]}_{key[1]}", "const", like.shape))
+        self.eps[key] = m
+        for e in m:
+            self._settle_sym[e] = sympy.Integer(0)
+        return m
+
+    def _forward(self):
+        env, cell = self.env, self.cell
+        base = {p: env.leaf(p) for p in cell.params}
+        for p in cell.params:       # step t's own copy of every parameter
+            env.values[p] = base[p] + self._perturbation((p.name, "param"), p)
+        for step in (0, 1):
+            if step == 1:
+                env.values.update(base)
+            for eq in cell.equations:
+                expr = shift(eq.expr, step)
+                if self.truncation == "1997" and eq.preact_of is not None:
+                    expr = substitute(expr, self._constants(step))
+                v = eq.target.at(step)
+                value = instantiate(expr, env) + self._perturbation((v.name, step), v)
+                env.values[v] = value.applyfunc(self.atoms.atomize)
+        for s in cell.states:
+            env.leaf(s.at(-1))
+
+    def _constants(self, step):
+        """Previous states as constants in the net inputs of step ``step`` (1997 truncation)."""
+        mapping = {}
+        for s in self.cell.states:
+            prev = s.at(step - 1)
+            const = Sym(f"{s.name}_const{step}", "const", s.shape)
+            for c, v in zip(self.env.leaf(const), self.env.leaf(prev)):
+                self.consts[c] = v
+            mapping[prev] = const
+        return mapping
+
+    def _loss(self, outputs):
+        env = self.env
+        loss = []
+        for step in (0, 1):
+            for name in outputs:
+                s = self.cell.state(name).at(step)
+                loss.extend(g * v for g, v in zip(env.leaf(OutGrad(s)), env.values[s]))
+        for s in self.cell.states:
+            beyond = env.fresh(Sym(f"dnext_{s.name}", "const", s.shape))
+            loss.extend(g * v for g, v in zip(beyond, env.values[s.at(1)]))
+        self.loss = sympy.Add(*loss)
+
+    # --- settling: perturbations to zero, constants to their values -------------------------------
+    def settle(self, e):
+        subs = {}
+        for s in e.free_symbols:
+            r = self._settled_symbol(s)
+            if r is not s:
+                subs[s] = r
+        return e.xreplace(subs) if subs else e
+
+    def _settled_symbol(self, s):
+        hit = self._settle_sym.get(s)
+        if hit is not None:
+            return hit
+        if s in self.consts:
+            out = self.settle(self.consts[s])
+        elif self.atoms.is_atom(s):
+            func, args = self.atoms.key_of[s]
+            settled = tuple(self.settle(a) for a in args)
+            out = s if settled == args else self.atoms.atomize(func(*settled))
+        else:
+            out = s
+        self._settle_sym[s] = out
+        return out
+
+    # --- the two sides ------------------------------------------------------------------------------
+    def truth(self, kind, key) -> sympy.Matrix:
+        """SymPy's derivative of the loss for a formula (kind, key) or a Grad node ("grad").
+
+        Unsettled: perturbations and constants still stand; ``compare`` settles them.
+        """
+        if (kind, key) not in self._grads:
+            if kind == "grad":
+                wrt = self.eps[(key.name, key.time)]
+            elif kind == "carry":
+                wrt = self.env.leaf(self.cell.state(key).at(-1))
+            elif kind == "param":
+                wrt = self.eps[(key, "param")]
+            else:
+                wrt = self.env.leaf(next(x for x in self.cell.inputs if x.name == key))
+            self._grads[(kind, key)] = wrt.applyfunc(lambda w: self.atoms.diff(self.loss, w))
+        return self._grads[(kind, key)]
+
+    def claimed(self, expr) -> sympy.Matrix:
+        """A derived formula at this size; each Grad it refers to is a placeholder symbol that
+        stands for SymPy's derivative (``compare`` puts the derivative in)."""
+        if self._settled is None:
+            self._settled = {k: v.applyfunc(self.settle) for k, v in self.env.values.items()
+                             if isinstance(k, (Sym, OutGrad))}
+        values = dict(self._settled)
+        for g in grad_symbols(expr):
+            if isinstance(g, Grad):
+                if (g.of.name, g.of.time) not in self.eps:
+                    raise LstmsymError(f"formula refers to {g!r}, outside steps t and t+1")
+                values[g] = self._placeholder(g)
+        return instantiate(expr, ScalarEnv(self.sizes, values)).applyfunc(self.atoms.atomize)
+
+    def _placeholder(self, g):
+        if g not in self._holders:
+            m = ScalarEnv(self.sizes, prefix="_true_").fresh(g)
+            for p, t in zip(m, self.truth("grad", g.of)):
+                self._holder_value[p] = t
+            self._holders[g] = m
+        return self._holders[g]
+
+    def compare(self, claimed: sympy.Matrix, truth: sympy.Matrix) -> tuple:
+        """(ok, method, max difference or None) of a claimed value against the truth."""
+        if claimed.shape != truth.shape:
+            return False, "shape", None
+        diff = [c - t for c, t in zip(claimed, truth)]
+        if all(e == 0 for e in diff) or self._zero_polynomials(diff):
+            return True, "exact", None
+        full = [self.settle(e.xreplace(self._holder_value)) for e in diff]
+        if all(sympy.cancel(sympy.together(sympy.expand(e))) == 0 for e in full):
+            return True, "exact", None
+        worst = self.numeric_max(full)
+        return worst < 10.0 ** (-(DIGITS - 15)), "numeric-fallback", worst
+
+    def _zero_polynomials(self, entries) -> bool:
+        """Whether each entry, settled and with the derivatives put in, expands to 0."""
+        gens = set().union(*(self._gens(s) for e in entries for s in e.free_symbols))
+        for domain in (ZZ, QQ):     # integer coefficients are much faster when they suffice
+            ring = self._ring(domain, gens)
+            try:
+                return all(not ring(e) for e in entries)
+            except _NotInteger:
+                continue
+            except _NotPolynomial:
+                return False
+        return False
+
+    def _ring(self, domain, gens):
+        """One ring per instance and domain, so conversions are shared between formulas."""
+        ring = self._rings.get(domain)
+        if ring is None or not gens <= ring.gens.keys():
+            known = set(gens) | (set(ring.gens) if ring else set())
+            for a in list(self.atoms.order):     # every function atom, settled
+                known |= self._gens(a)
+            for m in self.env.values.values():
+                for x in m.free_symbols:
+                    known |= self._gens(x)
+            ring = _Ring(PolyRing(sorted(known, key=str), domain), self._resolve)
+            self._rings[domain] = ring
+        return ring
+
+    def _gens(self, s) -> frozenset:
+        hit = self._gens_memo.get(s)
+        if hit is None:
+            if s in self._holder_value:
+                hit = frozenset().union(*(self._gens(x)
+                                          for x in self._holder_value[s].free_symbols))
+            else:
+                r = self._settled_symbol(s)
+                hit = frozenset((s,)) if r is s else frozenset().union(
+                    *(self._gens(x) for x in r.free_symbols))
+            self._gens_memo[s] = hit
+        return hit
+
+    def _resolve(self, s):
+        """What symbol ``s`` stands for, settled: None if it stands for itself."""
+        if s in self._holder_value:
+            return self._holder_value[s]
+        r = self._settled_symbol(s)
+        return None if r is s else r
+
+    def numeric_max(self, entries, points: int = POINTS, seed: int = 0) -> float:
+        """The largest |entry| at random points (symbols uniform in [-1.5, 1.5])."""
+        rng = random.Random(seed)
+        free = set().union(*(self.atoms.deps(s) for e in entries for s in e.free_symbols))
+        free = sorted(free, key=str)
+        worst = 0.0
+        for _ in range(points):
+            point = {s: sympy.Rational(rng.randint(-1500, 1500), 1000) for s in free}
+            try:
+                values = self.atoms.evaluate(entries, point, DIGITS)
+                worst = max([worst] + [float(abs(v)) for v in values])
+            except (TypeError, ValueError):     # e.g. an unevaluated Derivative left by SymPy
+                return float("inf")
+        return worst
+
+
+class _NotPolynomial(Exception):
+    pass
+
+
+class _NotInteger(Exception):
+    pass
+
+
+class _Ring:
+    """Expressions as elements of a sparse polynomial ring, reusing shared subexpressions.
+
+    ``resolve(symbol)`` gives the expression a symbol stands for (or None for a generator).
+    """
+
+    def __init__(self, R, resolve):
+        self.R, self.resolve, self.memo = R, resolve, {}
+        self.gens = dict(zip(R.symbols, R.gens))
+
+    def __call__(self, e):
+        hit = self.memo.get(e)
+        if hit is not None:
+            return hit
+        R = self.R
+        if e.is_Symbol:
+            r = self.resolve(e)
+            out = self.gens[e] if r is None else self(r)
+        elif e.is_Integer:
+            out = R(int(e))
+        elif e.is_Rational:
+            if R.domain == ZZ:
+                raise _NotInteger(e)
+            out = R(QQ(int(e.p), int(e.q)))
+        elif e.is_Add:
+            out = R.zero
+            for a in e.args:
+                out = out + self(a)
+        elif e.is_Mul:
+            out = R.one
+            for a in e.args:
+                out = out * self(a)
+        elif e.is_Pow and e.exp.is_Integer and e.exp >= 0:
+            out = self(e.base) ** int(e.exp)
+        else:
+            raise _NotPolynomial(e)
+        self.memo[e] = out
+        return out
+
+
+# ----- the proof of a whole cell ------------------------------------------------------------------------
+def prove(cell, hidden_sizes=(2, 3), input_size: int = 2, truncation=None,
+          progress=None) -> list:
+    """Prove every formula of ``derive(cell, truncation=truncation)`` at small sizes.
+
+    Arguments:
+        cell: a ``Cell`` or a registered name.
+        hidden_sizes: hidden sizes of the instances (raised to multiples of a block size).
+        input_size: the input size I of every instance.
+        truncation: ``None`` (exact gradient) or ``"1997"``.
+        progress: optional ``progress(done, total, label)`` called after each formula.
+
+    Returns:
+        one ``Verdict`` per formula (method "exact" or "numeric-fallback"; detail names the
+        sizes, or the largest difference of a formula that fails).
+
+    >>> [v.ok for v in prove("lstm", hidden_sizes=(2,))][:2]
+    [True, True]
+    """
+    cell = get_cell(cell)
+    d = derive(cell, truncation=truncation)
+    return prove_derivation(d, hidden_sizes, input_size, progress)
+
+
+def prove_derivation(d, hidden_sizes=(2, 3), input_size: int = 2, progress=None,
+                     items=None) -> list:
+    """Prove the formulas ``items`` (default: all of ``formulas(d)``) of a derivation ``d``."""
+    items = formulas(d) if items is None else items
+    all_sizes = instance_sizes(d.cell, hidden_sizes, input_size)
+    start = time.perf_counter()
+    instances = [Instance(d.cell, s, d.outputs, d.truncation) for s in all_sizes]
+    setup = (time.perf_counter() - start) / max(len(items), 1)
+    sizes_text = "H=" + ",".join(str(s["H"]) for s in all_sizes) + f" I={input_size}"
+    verdicts = []
+    for n, (label, kind, key, expr) in enumerate(items):
+        t0 = time.perf_counter()
+        ok, method, detail = True, "exact", sizes_text
+        for inst in instances:
+            good, how, worst = inst.compare(inst.claimed(expr), inst.truth(kind, key))
+            if not good:
+                ok, method = False, how
+                detail = (f"H={inst.sizes['H']}: " + ("shapes differ" if worst is None else
+                          f"max |difference| = {worst:.3g}"))
+                break
+            if how != "exact":
+                method = how
+        verdicts.append(Verdict(label, ok, method, time.perf_counter() - t0 + setup, detail))
+        if progress is not None:
+            progress(n + 1, len(items), label)
+    return verdicts
+
+
+__all__ = ["prove", "prove_derivation", "formulas", "instance_sizes", "Instance", "Atoms"]
