@@ -480,7 +480,7 @@ def prove(cell, hidden_sizes=(2, 3), input_size: int = 2, truncation=None,
         hidden_sizes: hidden sizes of the instances (raised to multiples of a block size).
         input_size: the input size I of every instance.
         truncation: ``None`` (exact gradient) or ``"1997"``.
-        progress: optional ``progress(done, total, label)`` called after each formula.
+        progress: optional ``progress(done, total, verdict)`` called after each formula.
 
     Returns:
         one ``Verdict`` per formula (method "exact" or "numeric-fallback"; detail names the
@@ -518,7 +518,7 @@ def prove_derivation(d, hidden_sizes=(2, 3), input_size: int = 2, progress=None,
                 method = how
         verdicts.append(Verdict(label, ok, method, time.perf_counter() - t0 + setup, detail))
         if progress is not None:
-            progress(n + 1, len(items), label)
+            progress(n + 1, len(items), verdicts[-1])
     return verdicts
 
 
