@@ -10,7 +10,6 @@ from lstmsym.analysis import (bptt_flow, check_error_flow, gate_product, jacobia
                               vector_recursion)
 from lstmsym.analysis.evaluate import (dimension_sizes, random_params, stable_sigmoid,
                                        with_spectral_radius)
-from lstmsym.analysis.jacobians import state_slices
 from lstmsym.analysis.recursion import MatrixError, parse_matrix
 from lstmsym.cells import cell_names, get_cell
 from lstmsym.errors import LstmsymError
