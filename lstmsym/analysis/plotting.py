@@ -37,7 +37,7 @@ def save(fig, out_dir, stem: str) -> list:
     if not out_dir.is_dir():
         raise LstmsymError(f"cannot write figures: {out_dir} is not a directory")
     paths = []
-    for fmt, kw in (("png", {"dpi": 110}), ("svg", {"metadata": {"Date": None}})):
+    for fmt, kw in (("png", {"dpi": 90}), ("svg", {"metadata": {"Date": None}})):
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, **kw)
         paths.append(write_atomic(out_dir / f"{stem}.{fmt}", buf.getvalue()))
