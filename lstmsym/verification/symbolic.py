@@ -35,6 +35,7 @@ from __future__ import annotations
 import random
 import time
 
+import mpmath
 import sympy
 from sympy.polys.domains import QQ, ZZ
 from sympy.polys.rings import PolyRing
@@ -207,14 +208,19 @@ class Atoms:
         return hit
 
     # --- evaluation -----------------------------------------------------------------------------
-    def evaluate(self, entries, point: dict, digits: int):
-        """Values of atomized expressions at ``point`` (base symbol -> number), ``digits`` digits."""
+    def values(self, point: dict, digits: int) -> dict:
+        """Values of the base symbols in ``point`` and of every atom they determine."""
         values = dict(point)
         for a in self.order:
             func, args = self.key_of[a]
             if not all(x in values for u in args for x in u.free_symbols):
                 continue
             values[a] = sympy.N(func(*[u.xreplace(values) for u in args]), digits + 10)
+        return values
+
+    def evaluate(self, entries, point: dict, digits: int):
+        """Values of atomized expressions at ``point`` (base symbol -> number), ``digits`` digits."""
+        values = self.values(point, digits)
         return [sympy.N(e.xreplace(values), digits) for e in entries]
 
 
@@ -351,26 +357,36 @@ class Instance:
         if claimed.shape != truth.shape:
             return False, "shape", None
         diff = [c - t for c, t in zip(claimed, truth)]
-        if all(e == 0 for e in diff) or self._zero_polynomials(diff):
+        if all(e == 0 for e in diff):
             return True, "exact", None
-        full = [self.settle(e.xreplace(self._holder_value)) for e in diff]
-        if all(sympy.cancel(sympy.together(sympy.expand(e))) == 0 for e in full):
-            return True, "exact", None
-        worst = self.numeric_max(full)
+        polys = self._polynomials(diff)
+        if polys is not None:
+            if not any(polys):
+                return True, "exact", None
+            # nonzero in independent atoms: equal only through a relation between function
+            # values (tanh(2u) = 2 tanh(u)/(1 + tanh(u)^2) ...), which evaluation decides
+            worst = self._numeric_max_polys([p for p in polys if p])
+        else:
+            full = [self.settle(e.xreplace(self._holder_value)) for e in diff]
+            if all(sympy.cancel(sympy.together(sympy.expand(e))) == 0 for e in full):
+                return True, "exact", None
+            worst = self.numeric_max(full)
         return worst < 10.0 ** (-(DIGITS - 15)), "numeric-fallback", worst
 
-    def _zero_polynomials(self, entries) -> bool:
-        """Whether each entry, settled and with the derivatives put in, expands to 0."""
+    def _polynomials(self, entries):
+        """Each entry, settled and with the derivatives put in, as an expanded polynomial in
+        symbols and atoms; None if an entry is not a polynomial (a power with a negative or
+        fractional exponent)."""
         gens = set().union(*(self._gens(s) for e in entries for s in e.free_symbols))
         for domain in (ZZ, QQ):     # integer coefficients are much faster when they suffice
             ring = self._ring(domain, gens)
             try:
-                return all(not ring(e) for e in entries)
+                return [ring(e) for e in entries]
             except _NotInteger:
                 continue
             except _NotPolynomial:
-                return False
-        return False
+                return None
+        return None
 
     def _ring(self, domain, gens):
         """One ring per instance and domain, so conversions are shared between formulas."""
@@ -409,8 +425,8 @@ class Instance:
     def numeric_max(self, entries, points: int = POINTS, seed: int = 0) -> float:
         """The largest |entry| at random points (symbols uniform in [-1.5, 1.5])."""
         rng = random.Random(seed)
-        free = set().union(*(self.atoms.deps(s) for e in entries for s in e.free_symbols))
-        free = sorted(free, key=str)
+        free = sorted(set().union(*(self.atoms.deps(s) for e in entries
+                                    for s in e.free_symbols)), key=str)
         worst = 0.0
         for _ in range(points):
             point = {s: sympy.Rational(rng.randint(-1500, 1500), 1000) for s in free}
@@ -419,6 +435,33 @@ class Instance:
                 worst = max([worst] + [float(abs(v)) for v in values])
             except (TypeError, ValueError):     # e.g. an unevaluated Derivative left by SymPy
                 return float("inf")
+        return worst
+
+    def _numeric_max_polys(self, polys, points: int = POINTS, seed: int = 0) -> float:
+        """``numeric_max`` for expanded polynomials: atoms evaluated, then the polynomial."""
+        ring = polys[0].ring
+        gens = ring.symbols
+        free = sorted(set().union(*(self.atoms.deps(g) for g in gens)), key=str)
+        rng = random.Random(seed)
+        worst = 0.0
+        with mpmath.workdps(DIGITS):
+            for _ in range(points):
+                point = {s: sympy.Rational(rng.randint(-1500, 1500), 1000) for s in free}
+                try:
+                    known = self.atoms.values(point, DIGITS)
+                except (TypeError, ValueError):
+                    return float("inf")
+                xs = [mpmath.mpf(sympy.Float(known[g], DIGITS + 10)) for g in gens]
+                for p in polys:
+                    total = mpmath.mpf(0)
+                    for monom, coeff in p.items():
+                        term = mpmath.mpf(int(coeff.numerator)) / int(coeff.denominator) \
+                            if ring.domain == QQ else mpmath.mpf(int(coeff))
+                        for x, k in zip(xs, monom):
+                            if k:
+                                term *= x ** k
+                        total += term
+                    worst = max(worst, float(abs(total)))
         return worst
 
 
