@@ -653,7 +653,7 @@ class Reader:
         if isinstance(f, Group):
             # a group with weights but no gradient is an operator (the lecture's
             # ∇ ∘ (a W_hf + b W_hi)); a group holding a gradient is a vector
-            if self.has_matrix(f.expr) and not _has_gradient(f.expr):
+            if self.is_operator(f.expr):
                 return Value("group", None, f)
             return Value("vec", self.sum(f.expr), f)
         if isinstance(f, Call):
@@ -685,6 +685,21 @@ class Reader:
             else:
                 raise self.shape_error(f, "cannot transpose this group")
         return v
+
+    def is_operator(self, s: Sum) -> bool:
+        """Row convention: a group with weights and no gradient, (a W_hf + b W_hi), is a sum of
+        Jacobians applied to the gradient before it. Column convention: only a group with a
+        summand ending in a matrix is; (W_hn h_t + b_hn) is a vector."""
+        if _has_gradient(s) or not self.has_matrix(s):
+            return False
+        if self.convention == "row":
+            return True
+        for t in s.terms:
+            last = t.product.factors[-1]
+            node = last.arg if isinstance(last, Postfix) else last
+            if isinstance(node, Quantity) and len(self.quantity(node).expr.shape) == 2:
+                return True
+        return False
 
     def has_matrix(self, s: Sum) -> bool:
         for t in s.terms:

@@ -49,6 +49,7 @@ class Judge:
         self.d = derive(self.cell, truncation=truncation)
         self.norm = Normaliser(self.cell)
         self.states = set(self.cell.state_names)
+        self.bind_states = False   # the proof keeps states free (see env)
         self.wrt = self.wrt_symbol(wrt) if wrt is not None else None
 
     # --- what is claimed, what is derived ------------------------------------------------------
@@ -168,11 +169,15 @@ class Judge:
                 sizes[base] = max(sizes[base], 2 * k) if sizes[base] % k else sizes[base]
                 sizes[dim] = sizes[base] // k
             env = ScalarEnv(sizes)
-        times = sorted({s.time for e in exprs for s in e.walk()
-                        if isinstance(s, Sym) and s.role == "var"})
-        for tau in times:
+        times = {s.time for e in exprs for s in e.walk()
+                 if isinstance(s, Sym) and s.role in ("var", "state", "input")}
+        if not times:
+            return env
+        # states before the first step used are free; every later quantity, states included,
+        # follows from them by the forward equations, so the values are a real network's
+        for tau in range(min(times), max(times) + 1):
             for eq in self.cell.equations:
-                if eq.target.name in self.states:
+                if eq.target.name in self.states and not self.bind_states:
                     continue
                 key = eq.target.at(tau)
                 if key not in env.values:
@@ -285,7 +290,12 @@ def judge_claim(j: Judge, claim: Claim, text, start, seed) -> VerifyResult:
                           ok=equal, summed=claim.summed, truncation=j.truncation)
     if not equal:
         result.issues = diagnose(c_terms, d_terms, j.wrt, level)
-        result.counterexample = counterexample(j, env, a, b, [claimed, derived_a], seed)
+        result.counterexample = network_counterexample(
+            j, j.basis(claimed), j.basis(derived_a), [claimed, derived_a], seed)
+        if result.counterexample is None:
+            result.counterexample = counterexample(j, env, a, b, [claimed, derived_a], seed)
+            result.note = ("the two sides differ only when states at different steps are "
+                           "taken as independent; no network values separating them were found")
         if j.truncation is None:
             result.note = truncation_note(j, claimed)
     result.seconds = time.perf_counter() - start
@@ -305,8 +315,66 @@ def truncation_note(j: Judge, claimed) -> str:
             "where it differs from the exact gradient") if ok else ""
 
 
+def network_counterexample(j: Judge, claimed, derived, shown, seed: int) -> dict | None:
+    """Values of a real network at which the two sides differ, or None if none was found.
+
+    Free: parameters, inputs, the states before the first step used, the output parts of the
+    gradient and the gradients at t+1; every gate and later state follows by the forward
+    equations, every gradient at t or earlier by the derivation.
+    """
+    import random
+    exprs = [claimed, derived] + list(shown)
+    syms = {n for e in exprs for n in e.walk() if isinstance(n, Sym)}
+    times = [n.time for n in syms if n.role != "param"]
+    lo, hi = (min(times), max(times)) if times else (0, 0)
+    grads = {n for e in exprs for n in e.walk() if isinstance(n, (Grad, OutGrad))}
+    for attempt in range(6):
+        rnd = random.Random(seed + attempt)
+        env = ScalarEnv(dict(j.env([]).sizes))
+
+        def draw(key):
+            rows = env.size(key.shape[0])
+            cols = env.size(key.shape[1]) if len(key.shape) == 2 else 1
+            env.values[key] = sympy.Matrix(rows, cols, lambda *ij: sympy.Rational(
+                rnd.randint(-12, 12), 8))
+        for p in j.cell.params:
+            draw(p)
+        for tau in range(lo, hi + 1):
+            for x in j.cell.inputs:
+                draw(x.at(tau))
+        for st in j.cell.states:
+            draw(st.at(lo - 1))
+        for g in sorted(grads, key=repr):
+            if isinstance(g, OutGrad) or g.of.time > 0:
+                draw(g)
+        for tau in range(lo, hi + 1):
+            for eq in j.cell.equations:
+                env.values[eq.target.at(tau)] = instantiate(shift(eq.expr, tau), env).evalf(30)
+        for g in grads:
+            if isinstance(g, Grad) and g.of.time <= 0:
+                env.values[g] = instantiate(j.basis(g), env).evalf(30)
+        av = instantiate(claimed, env).evalf(30)
+        bv = instantiate(derived, env).evalf(30)
+        if any(abs(x - y) > 1e-9 * (1 + abs(y)) for x, y in zip(av, bv)):
+            return _shown(env, shown, lambda m: m.evalf(6), av, bv)
+    return None
+
+
+def _shown(env, exprs, value, av, bv) -> dict:
+    from lstmsym.printing.latex import latex
+    leaves = {}
+    for e in exprs:
+        for n in e.walk():
+            if isinstance(n, (Sym, Grad, OutGrad)) and n not in leaves:
+                leaves[n] = _numbers(value(env.leaf(n)))
+    return {"sizes": dict(env.sizes), "network": True,
+            "values": {latex(k): v for k, v in sorted(leaves.items(), key=lambda kv: repr(kv[0]))},
+            "claimed": _numbers(av), "derived": _numbers(bv)}
+
+
 def counterexample(j: Judge, env: ScalarEnv, a, b, exprs, seed: int) -> dict:
-    """Rational values for every free symbol at which the two sides differ."""
+    """Rational values for every free symbol at which the two sides differ (states treated as
+    independent: used when no network values separate the two sides)."""
     import random
     syms = sorted((a.free_symbols | b.free_symbols), key=str)
     for attempt in range(10):

@@ -99,7 +99,9 @@ class VerifyResult:
         ce = self.counterexample
         if ce:
             sizes = ", ".join(f"{k} = {v}" for k, v in sorted(ce["sizes"].items()))
-            out.append(f"  counterexample ({sizes}):")
+            kind = ("one step of a network: gates and states from the forward equations, "
+                    "gradients at t from those at t+1; " if ce.get("network") else "")
+            out.append(f"  counterexample ({kind}{sizes}):")
             for name, value in ce["values"].items():
                 out.append(f"    {math(name)} = {_fmt(value)}")
             out.append(f"    yours: {_fmt(ce['claimed'])}")
