@@ -108,11 +108,19 @@ class JacobianChain:
 
 
 def trajectory(cell, steps: int, hidden_size: int = 8, input_size: int = 4, seed: int = 0,
-               radius: float | None = None, scale: float = 1.0, input_scale: float = 1.0):
-    """Random parameters and inputs, and the forward pass: (params, sizes, forward steps)."""
+               radius: float | None = None, scale: float = 1.0, input_scale: float = 1.0,
+               forget_bias: float | None = None):
+    """Random parameters and inputs, and the forward pass: (params, sizes, forward steps).
+
+    ``forget_bias`` sets the bias ``b_f`` of cells that have one (an open forget gate).
+    """
     cell = get_cell(cell)
     sizes = dimension_sizes(cell, hidden_size, input_size)
     params = random_params(cell, sizes, seed=seed, radius=radius, scale=scale)
+    if forget_bias is not None:
+        for p in params:
+            if p.name == "b_f":
+                params[p] = np.full_like(params[p], forget_bias)
     rng = np.random.default_rng(seed + 1)
     xs = input_scale * rng.standard_normal((steps, sizes["I"]))
     return params, sizes, run_forward(cell, params, xs)
@@ -130,7 +138,7 @@ def step_jacobians(cell, steps: int, truncation: str | None = None, **kw) -> tup
 def jacobian_chain(cell, k_max: int = 50, of: str = "h", wrt: str | None = None,
                    truncation: str | None = None, hidden_size: int = 8, input_size: int = 4,
                    seed: int = 0, radius: float | None = None, scale: float = 1.0,
-                   progress: bool = False) -> JacobianChain:
+                   forget_bias: float | None = None, progress: bool = False) -> JacobianChain:
     """The chain dS_T/dS_{T-k} of ``cell`` for k = 1..k_max, from the derived per-step Jacobian.
 
     ``radius`` rescales every hidden-to-hidden matrix to that spectral radius (seed 001's knob).
@@ -151,7 +159,7 @@ def jacobian_chain(cell, k_max: int = 50, of: str = "h", wrt: str | None = None,
         print(f"jacobians: {cell.name}, {k_max} steps", file=sys.stderr, flush=True)
     js, slices, fwd = step_jacobians(cell, k_max, truncation, hidden_size=hidden_size,
                                      input_size=input_size, seed=seed, radius=radius,
-                                     scale=scale)
+                                     scale=scale, forget_bias=forget_bias)
     n = js[0].shape[0]
     product = np.eye(n)
     has_cec = "C" in cell.state_names

@@ -111,7 +111,7 @@ def analyze_saturation(activations=("sigmoid", "tanh", "relu"), w_min: float = -
 # ----- Jacobian chains ---------------------------------------------------------------------------------
 def analyze_jacobians(cells=ELMAN_AND_LSTM, k: int = 50, hidden_size: int = 8,
                       radius: float | None = 1.0, seed: int = 0, truncation_rule=None,
-                      progress: bool = True) -> Report:
+                      forget_bias: float | None = None, progress: bool = True) -> Report:
     """dh_t/dh_{t-k} of the Elman cells against the LSTMs' dC_t/dC_{t-k}."""
     if k < 1:
         raise LstmsymError(f"k = {k}: the number of steps back must be at least 1")
@@ -122,11 +122,13 @@ def analyze_jacobians(cells=ELMAN_AND_LSTM, k: int = 50, hidden_size: int = 8,
         of = "C" if "C" in cell.state_names else "h"
         chains.append(jacobians.jacobian_chain(cell, k, of=of, truncation=truncation_rule,
                                                hidden_size=hidden_size, seed=seed,
-                                               radius=radius, progress=progress))
+                                               radius=radius, forget_bias=forget_bias,
+                                               progress=progress))
     shown = sorted({1, 5, 10, 20, k} & set(range(1, k + 1)))
     lines = [f"spectral norm of dS_T/dS_(T-k), H = {hidden_size}, hidden-to-hidden matrices "
-             f"at spectral radius {radius}" + (f", truncation {truncation_rule}"
-                                               if truncation_rule else "")]
+             f"at spectral radius {radius}"
+             + (f", forget bias {forget_bias:g}" if forget_bias is not None else "")
+             + (f", truncation {truncation_rule}" if truncation_rule else "")]
     rows = []
     for c in chains:
         rows.append([c.cell, f"d{c.of}/d{c.wrt}"] + [c.norms[i - 1] for i in shown])

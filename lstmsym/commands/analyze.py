@@ -75,6 +75,8 @@ def add_parser(sub):
                    help="spectral radius of every hidden-to-hidden matrix (default 1)")
     t.add_argument("--truncation", choices=("none", "1997"), default="none",
                    help="derive with the 1997 truncation (default none)")
+    t.add_argument("--forget-bias", type=float, default=None,
+                   help="set the forget-gate bias b_f where a cell has one (default: random)")
 
     t = topic("errorflow", "Hochreiter's sum over paths against BPTT")
     t.add_argument("--units", type=int, default=3)
@@ -105,7 +107,7 @@ def _report(args):
     if args.topic == "jacobians":
         return topics.analyze_jacobians(args.cells, args.k, args.hidden, args.radius,
                                         args.seed, None if args.truncation == "none"
-                                        else args.truncation)
+                                        else args.truncation, args.forget_bias)
     if args.topic == "errorflow":
         return topics.analyze_errorflow(args.units, args.q, args.activation, args.weight_scale,
                                         args.lags, args.seed)
