@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import sympy
 
-from lstmsym.cells import get_cell
+from lstmsym.cells import cell_names, get_cell
+from lstmsym.derive import derive
+from lstmsym.printing.latex import latex
 from lstmsym.expr import ActDeriv, Grad, Had, Sym, had
 from lstmsym.ops import sigmoid
 from lstmsym.parsing.reader import FormulaShapeError
@@ -229,3 +231,11 @@ def test_result_renders_in_jupyter():
     md = r._repr_markdown_()
     assert md.startswith("wrong") and r"$\nabla_{C_{t+1}}\mathrm{Div} \circ f_{t+1}$" in md
     assert "counterexample" in r._repr_html_()
+
+
+@pytest.mark.parametrize("name", [n for n in cell_names() if n != "lstm1997-blocks"])
+def test_every_cell_judges_its_own_printed_gradient_correct(name):
+    cell = get_cell(name)
+    for state in cell.state_names:
+        r = verify(cell, state, latex(derive(cell).closed_form(state)))
+        assert r.ok, str(r)

@@ -5,14 +5,15 @@ printer's own output must read back as the expression it printed.
 """
 import pytest
 
-from lstmsym.cells import get_cell
+from lstmsym.cells import cell_names, get_cell
 from lstmsym.derive import derive
-from lstmsym.expr import ActDeriv, Grad, MatVec, OutGrad, Outer, had
+from lstmsym.expr import ActDeriv, BlockSum, Grad, MatVec, OutGrad, Outer, Repeat, had
 from lstmsym.ops import sigmoid, tanh
 from lstmsym.parsing.reader import (FormulaNameError, FormulaShapeError, FormulaSyntaxError,
                                     Hole, Reader, parse)
 from lstmsym.printing.latex import latex
 from lstmsym.verification.profiles import DEFAULT, LECTURE
+from lstmsym.verification.terms import Normaliser
 
 CELL = get_cell("peephole-lstm")
 V = {v.name: v for v in CELL.variables}
@@ -90,12 +91,28 @@ def test_sum_over_t_and_fractions():
     assert claim.expr.coeff == 1 / 2
 
 
-@pytest.mark.parametrize("cell,var", [("peephole-lstm", "C"), ("peephole-lstm", "h"),
-                                      ("lstm", "C"), ("lstm", "h"), ("lstm", "f_bar")])
+def _has_blocks(cell) -> bool:
+    return any(isinstance(n, (Repeat, BlockSum)) for eq in cell.equations for n in eq.expr.walk())
+
+
+ROUND_TRIP = [(name, s) for name in cell_names() if not _has_blocks(get_cell(name))
+              for s in get_cell(name).state_names] + [("lstm", "f_bar"), ("gru", "n")]
+
+
+@pytest.mark.parametrize("cell,var", ROUND_TRIP)
 def test_the_printers_latex_reads_back(cell, var):
+    # the same sum of products (the printer may move a negative term after a positive one)
     c = get_cell(cell)
     e = derive(c).closed_form(var)
-    assert read(latex(e), cell=c) == e
+    norm = Normaliser(c)
+    assert norm.expand(read(latex(e), cell=c)) == norm.expand(e)
+
+
+def test_memory_cell_blocks_are_not_in_the_grammar():
+    # the Kronecker notation of the 1997 LSTM's blocks is a known gap: a clear syntax error
+    c = next(get_cell(n) for n in cell_names() if _has_blocks(get_cell(n)))
+    with pytest.raises(FormulaSyntaxError, match="otimes"):
+        read(latex(derive(c).closed_form("C")), cell=c)
 
 
 def test_syntax_error_has_line_column_and_caret():

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -29,9 +29,10 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lstmsym.errors import LstmsymError, ShapeError
 from lstmsym.expr import (Act, ActDeriv, Expr, Grad, MatVec, Ones, OutGrad, Outer, Sym, add,
                           had, scale)
-from lstmsym.ops import sigmoid, tanh
+from lstmsym.ops import ACTIVATIONS, relu, sigmoid, tanh
 
-FUNCTIONS = {"sigma": sigmoid, "sigm": sigmoid, "sigmoid": sigmoid, "tanh": tanh}
+FUNCTIONS = {"sigma": sigmoid, "sigm": sigmoid, "sigmoid": sigmoid, "tanh": tanh,
+             "ReLU": relu, "relu": relu}
 
 
 class FormulaSyntaxError(LstmsymError):
@@ -160,7 +161,9 @@ def _span(meta) -> tuple:
 
 
 def _script_text(items) -> str:
-    return "".join(str(t) for t in items).replace(" ", "")
+    """The text of a sub- or superscript, font commands dropped: {\\mathrm{out},h} -> out,h."""
+    return "".join(str(t) for t in items
+                   if getattr(t, "type", None) != "FONT").replace(" ", "")
 
 
 @v_args(meta=True)
@@ -279,8 +282,8 @@ class FormulaTransformer(Transformer):
     # functions
     def call(self, meta, ch):
         head = str(ch[0])
-        m = re.search(r"(sigmoid|sigm|sigma|tanh)", head)
-        c = Call(_span(meta), m.group(1))
+        m = re.search(r"\\(sigma|tanh)$|\{\s*([A-Za-z]+)\s*\}", head)
+        c = Call(_span(meta), m.group(1) or m.group(2))
         for kind, value in ch[1:-1]:
             if kind == "prime":
                 c.deriv = True
@@ -321,7 +324,13 @@ class FormulaTransformer(Transformer):
         return Quantity(_span(meta), str(ch[0]))
 
     def gradsub_quantity(self, meta, ch):
-        return ch[0]
+        q = ch[0]
+        if len(ch) > 1:
+            q.time = _paren_time(ch[1])
+            if q.time is None:
+                raise FormulaSyntaxError(f"cannot read the time index in the subscript of "
+                                         f"\\nabla (line {meta.line}, column {meta.column})")
+        return q
 
     def delta_scripts(self, meta, ch):
         q = Quantity(_span(meta), "delta")
@@ -388,6 +397,24 @@ def _sub_meaning(text: str, label, time):
     if m:
         return m.group(1), int(m.group(2) or 0)
     return (text if label is None else label + text), time
+
+
+def _paren_time(group) -> int | None:
+    """(t), (t+1), (t-1) -> 0, 1, -1; None if the group is not a time index."""
+    if not isinstance(group, Group) or len(group.expr.terms) > 2:
+        return None
+    first = group.expr.terms[0]
+    fs = first.product.factors
+    if first.sign != 1 or len(fs) != 1 or not isinstance(fs[0], Quantity) or \
+            (fs[0].name, fs[0].label, fs[0].time, fs[0].sup) != ("t", None, None, None):
+        return None
+    if len(group.expr.terms) == 1:
+        return 0
+    second = group.expr.terms[1]
+    gs = second.product.factors
+    if len(gs) != 1 or not isinstance(gs[0], Number) or gs[0].value.denominator != 1:
+        return None
+    return second.sign * int(gs[0].value)
 
 
 def _sup_meaning(text: str):
@@ -486,6 +513,8 @@ class Reader:
         self.names = dict(profile.names)
         self.names.update(names or {})
         self.symbols = _cell_symbols(cell)
+        self.activations = _cell_activations(cell)
+        self.by_latex = self.latex_table()
         self.holes = {}
         self.formula = None
 
@@ -618,7 +647,44 @@ class Reader:
         raise self.shape_error(term, f"`{self.formula.source(v.node)}` (a transposed vector) "
                                "can only stand at the end of an outer product")
 
+    def latex_table(self) -> dict:
+        """How each of the cell's names reads when written as the printer writes it
+        (y^{c}, s_c, \\tilde{h}, W_{\\mathrm{in},x}): reader key -> the cell's name."""
+        from lstmsym.naming import base_latex
+        table = {}
+        for name, sym in self.symbols.items():
+            try:
+                f = parse(base_latex(name, sym.latex))
+            except LstmsymError:
+                continue
+            fs = f.rhs.terms[0].product.factors if len(f.rhs.terms) == 1 else []
+            if len(fs) == 1 and isinstance(fs[0], Quantity):
+                table.setdefault(_key(fs[0]), name)
+        return table
+
+    def prepass(self, factors) -> list:
+        """s_c(t+1): a time in parentheses; h'(s_c(t)): a one-letter activation of the cell."""
+        out, i = [], 0
+        while i < len(factors):
+            f = factors[i]
+            nxt = factors[i + 1] if i + 1 < len(factors) else None
+            if isinstance(f, Quantity) and f.time is None and isinstance(nxt, Group):
+                t = _paren_time(nxt)
+                if t is not None:
+                    out.append(replace(f, time=t, span=(f.span[0], nxt.span[1])))
+                    i += 2
+                    continue
+                fn = self.activations.get(f.name)
+                if fn is not None and f.label is None and f.sup is None:
+                    out.append(Call((f.span[0], nxt.span[1]), fn.name, f.prime, 1, nxt))
+                    i += 2
+                    continue
+            out.append(f)
+            i += 1
+        return out
+
     def values(self, factors) -> list:
+        factors = self.prepass(factors)
         out, i = [], 0
         while i < len(factors):
             f = factors[i]
@@ -631,7 +697,7 @@ class Reader:
                 elif (isinstance(nxt, Nabla) and not nxt.loss and i + 2 < len(factors)
                       and isinstance(factors[i + 2], Quantity) and self.same(factors[i + 2], f.of)):
                     wrt, step = nxt.of, 3
-                if wrt is not None and self.profile.output_of(f.of.name) is not None:
+                if wrt is not None and self.is_output(f.of):
                     target = self.quantity(wrt).expr
                     out.append(Value("vec", OutGrad(target), f))
                     i += step
@@ -639,6 +705,16 @@ class Reader:
             out.append(self.value(f))
             i += 1
         return out
+
+    def is_output(self, q: Quantity) -> bool:
+        """z in \\nabla_{z_t}Div: the network's output, not a quantity of the cell."""
+        if self.profile.output_of(q.name) is None:
+            return False
+        try:
+            self.resolve(q)
+        except FormulaNameError:
+            return True
+        return False
 
     def same(self, a: Quantity, b: Quantity) -> bool:
         return (a.name, a.label, a.time or 0) == (b.name, b.label, b.time or 0)
@@ -695,7 +771,7 @@ class Reader:
         if self.convention == "row":
             return True
         for t in s.terms:
-            last = t.product.factors[-1]
+            last = self.prepass(t.product.factors)[-1]
             node = last.arg if isinstance(last, Postfix) else last
             if isinstance(node, Quantity) and len(self.quantity(node).expr.shape) == 2:
                 return True
@@ -703,7 +779,7 @@ class Reader:
 
     def has_matrix(self, s: Sum) -> bool:
         for t in s.terms:
-            for f in t.product.factors:
+            for f in self.prepass(t.product.factors):
                 node = f.arg if isinstance(f, Postfix) else f
                 if isinstance(node, Quantity):
                     e = self.quantity(node).expr
@@ -734,6 +810,9 @@ class Reader:
             name = f"{name}_{q.label}"
         name = self.names.get(name, name)
         name = self.profile.alias(name, self.symbols)
+        if name not in self.symbols or q.sup is not None:
+            key = _key(q)
+            name = self.names.get(key, self.by_latex.get(key, name))
         if name not in self.symbols:
             raise self.unknown(q, name)
         sym = self.symbols[name]
@@ -754,7 +833,7 @@ class Reader:
 
     def gradient(self, f: Nabla) -> Expr:
         of = f.of
-        if self.profile.output_of(of.name) is not None and of.name not in self.symbols:
+        if self.is_output(of):
             raise FormulaNameError(f"`{self.formula.source(f)}` is the gradient at the output "
                                    f"{of.name}; write it as \\nabla_{{{of.name}_t}}Div "
                                    f"\\nabla_{{h_t}}{of.name}_t (or \\partial_{{h_t}}Div)")
@@ -764,7 +843,10 @@ class Reader:
         return Grad(sym)
 
     def call(self, c: Call) -> Expr:
-        fn = FUNCTIONS[c.fn]
+        fn = FUNCTIONS.get(c.fn) or ACTIVATIONS.get(c.fn)
+        if fn is None:
+            raise FormulaNameError(f"unknown function `{self.formula.source(c)}`; known: "
+                                   + ", ".join(sorted(set(FUNCTIONS) | set(ACTIVATIONS))))
         if c.arg is None:
             ident = len(self.holes)
             e = Hole(fn, c.deriv, ident, ("H",), c.span)
@@ -793,6 +875,21 @@ def _has_gradient(node) -> bool:
 
 def _dims(shape) -> str:
     return "×".join(str(d) for d in shape)
+
+
+def _key(q: Quantity) -> str:
+    return q.name + (f"_{q.label}" if q.label else "") + (f"^{q.sup}" if q.sup else "")
+
+
+def _cell_activations(cell) -> dict:
+    """One-letter activations the cell uses, by their LaTeX (g, h of the 1997 LSTM)."""
+    out = {}
+    for eq in cell.equations:
+        for n in eq.expr.walk():
+            fn = getattr(n, "fn", None)
+            if fn is not None and re.fullmatch(r"[A-Za-z]", fn.latex or ""):
+                out[fn.latex] = fn
+    return out
 
 
 def _cell_symbols(cell) -> dict:
