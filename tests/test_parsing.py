@@ -9,8 +9,9 @@ from lstmsym.cells import cell_names, get_cell
 from lstmsym.derive import derive
 from lstmsym.expr import ActDeriv, BlockSum, Grad, MatVec, OutGrad, Outer, Repeat, had
 from lstmsym.ops import sigmoid, tanh
+from lstmsym.parsing.interpret import Hole, Reader
 from lstmsym.parsing.reader import (FormulaNameError, FormulaShapeError, FormulaSyntaxError,
-                                    Hole, Reader, parse)
+                                    parse)
 from lstmsym.printing.latex import latex
 from lstmsym.verification.profiles import DEFAULT, LECTURE
 from lstmsym.verification.terms import Normaliser

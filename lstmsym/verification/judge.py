@@ -24,10 +24,11 @@ import sympy
 
 from lstmsym.cells import get_cell
 from lstmsym.derive import derive
-from lstmsym.errors import LstmsymError, ShapeError
-from lstmsym.expr import (ActDeriv, Expr, Grad, MatVec, OutGrad, Outer, Sym, add, shift,
+from lstmsym.errors import LstmsymError
+from lstmsym.expr import (ActDeriv, Expr, Grad, MatVec, OutGrad, Outer, Sym, shift,
                           substitute)
-from lstmsym.parsing.reader import (Claim, FormulaShapeError, Hole, Reader, parse)
+from lstmsym.parsing.interpret import Claim, Hole, Reader
+from lstmsym.parsing.reader import FormulaShapeError, parse
 from lstmsym.verification.diagnosis import diagnose, distance
 from lstmsym.verification.profiles import get_profile, parse_maps
 from lstmsym.verification.result import VerifyResult
