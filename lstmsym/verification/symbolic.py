@@ -115,7 +115,12 @@ class Atoms:
         self.order = []
         self._deps, self._dmemo, self._fprime = {}, {}, {}
         self._free_memo, self._local_memo = {}, {}
-        self.leaves = {}          # symbols that are independent variables whatever their name
+        self.defs = {}            # node symbol -> its defining (atomized) expression
+
+    def define(self, node, expr):
+        """A node symbol standing for ``expr``: differentiated through, kept as a symbol."""
+        self.defs[node] = expr
+        self.order.append(node)
 
     # --- building --------------------------------------------------------------------------------
     def atomize(self, e):
@@ -143,6 +148,7 @@ class Atoms:
         return a
 
     def is_atom(self, s):
+        """Whether ``s`` is a function atom (not a node, not a base symbol)."""
         return s in self.key_of
 
     def expression(self, a):
@@ -152,13 +158,13 @@ class Atoms:
 
     # --- differentiation ---------------------------------------------------------------------------
     def deps(self, s) -> frozenset:
-        """The base symbols an atom (or symbol) depends on."""
-        if s not in self.key_of:
+        """The base symbols an atom, a node (or a base symbol) depends on."""
+        if s not in self.key_of and s not in self.defs:
             return frozenset((s,))
         hit = self._deps.get(s)
         if hit is None:
-            hit = frozenset().union(*(self.deps(x) for a in self.key_of[s][1]
-                                      for x in a.free_symbols))
+            inside = [self.defs[s]] if s in self.defs else self.key_of[s][1]
+            hit = frozenset().union(*(self.deps(x) for a in inside for x in a.free_symbols))
             self._deps[s] = hit
         return hit
 
@@ -188,6 +194,8 @@ class Atoms:
 
     def _diff_atom(self, a, w):
         hit = self._dmemo.get((a, w))
+        if hit is None and a in self.defs:
+            hit = self._dmemo[(a, w)] = self.diff(self.defs[a], w)
         if hit is None:
             func, args = self.key_of[a]
             terms = []
@@ -209,9 +217,13 @@ class Atoms:
 
     # --- evaluation -----------------------------------------------------------------------------
     def values(self, point: dict, digits: int) -> dict:
-        """Values of the base symbols in ``point`` and of every atom they determine."""
+        """Values of the base symbols in ``point`` and of every node and atom they determine."""
         values = dict(point)
         for a in self.order:
+            if a in self.defs:
+                if all(x in values for x in self.defs[a].free_symbols):
+                    values[a] = sympy.N(self.defs[a].xreplace(values), digits + 10)
+                continue
             func, args = self.key_of[a]
             if not all(x in values for u in args for x in u.free_symbols):
                 continue
@@ -236,7 +248,7 @@ class Instance:
         self.consts = {}       # constant symbol -> the value it stands for (1997 truncation)
         self._grads, self._settled, self._settle_sym = {}, None, {}
         self._holders, self._holder_value, self._gens_memo = {}, {}, {}
-        self._rings = {}
+        self._rings, self._unfolded = {}, {}
         self._forward()
         self._loss(outputs)
 
@@ -261,7 +273,10 @@ class Instance:
                     expr = substitute(expr, self._constants(step))
                 v = eq.target.at(step)
                 value = instantiate(expr, env) + self._perturbation((v.name, step), v)
-                env.values[v] = value.applyfunc(self.atoms.atomize)
+                node = env.fresh(Sym(f"node_{v.name}", "var", v.shape, step))
+                for n, e in zip(node, value):
+                    self.atoms.define(n, self.atoms.atomize(e))
+                env.values[v] = node
         for s in cell.states:
             env.leaf(s.at(-1))
 
@@ -353,33 +368,39 @@ class Instance:
         return self._holders[g]
 
     def compare(self, claimed: sympy.Matrix, truth: sympy.Matrix) -> tuple:
-        """(ok, method, max difference or None) of a claimed value against the truth."""
+        """(ok, method, max difference or None) of a claimed value against the truth.
+
+        Exact, first with the forward quantities as symbols (level 1: a zero polynomial in
+        independent symbols is zero for their actual values too), then with every quantity
+        written out through its definition (level 2); numeric evaluation only after both.
+        """
         if claimed.shape != truth.shape:
             return False, "shape", None
         diff = [c - t for c, t in zip(claimed, truth)]
         if all(e == 0 for e in diff):
             return True, "exact", None
-        polys = self._polynomials(diff)
-        if polys is not None:
-            if not any(polys):
+        for level in (1, 2):
+            polys = self._polynomials(diff, level)
+            if polys is not None and not any(polys):
                 return True, "exact", None
+        if polys is not None:
             # nonzero in independent atoms: equal only through a relation between function
             # values (tanh(2u) = 2 tanh(u)/(1 + tanh(u)^2) ...), which evaluation decides
             worst = self._numeric_max_polys([p for p in polys if p])
         else:
-            full = [self.settle(e.xreplace(self._holder_value)) for e in diff]
+            full = [self._unfold(self.settle(e.xreplace(self._holder_value))) for e in diff]
             if all(sympy.cancel(sympy.together(sympy.expand(e))) == 0 for e in full):
                 return True, "exact", None
             worst = self.numeric_max(full)
         return worst < 10.0 ** (-(DIGITS - 15)), "numeric-fallback", worst
 
-    def _polynomials(self, entries):
+    def _polynomials(self, entries, level):
         """Each entry, settled and with the derivatives put in, as an expanded polynomial in
-        symbols and atoms; None if an entry is not a polynomial (a power with a negative or
-        fractional exponent)."""
-        gens = set().union(*(self._gens(s) for e in entries for s in e.free_symbols))
+        symbols and atoms (level 1: and forward quantities); None if an entry is not a
+        polynomial (a power with a negative or fractional exponent)."""
+        gens = set().union(*(self._gens(s, level) for e in entries for s in e.free_symbols))
         for domain in (ZZ, QQ):     # integer coefficients are much faster when they suffice
-            ring = self._ring(domain, gens)
+            ring = self._ring(domain, level, gens)
             try:
                 return [ring(e) for e in entries]
             except _NotInteger:
@@ -388,39 +409,53 @@ class Instance:
                 return None
         return None
 
-    def _ring(self, domain, gens):
-        """One ring per instance and domain, so conversions are shared between formulas."""
-        ring = self._rings.get(domain)
+    def _ring(self, domain, level, gens):
+        """One ring per instance, domain and level, so conversions are shared by formulas."""
+        ring = self._rings.get((domain, level))
         if ring is None or not gens <= ring.gens.keys():
             known = set(gens) | (set(ring.gens) if ring else set())
-            for a in list(self.atoms.order):     # every function atom, settled
-                known |= self._gens(a)
+            for a in list(self.atoms.order):     # every atom and node, settled
+                known |= self._gens(a, level)
             for m in self.env.values.values():
                 for x in m.free_symbols:
-                    known |= self._gens(x)
-            ring = _Ring(PolyRing(sorted(known, key=str), domain), self._resolve)
-            self._rings[domain] = ring
+                    known |= self._gens(x, level)
+            ring = _Ring(PolyRing(sorted(known, key=str), domain),
+                         lambda x: self._resolve(x, level))
+            self._rings[(domain, level)] = ring
         return ring
 
-    def _gens(self, s) -> frozenset:
-        hit = self._gens_memo.get(s)
+    def _gens(self, s, level) -> frozenset:
+        """The generators symbol ``s`` brings into a ring of the given level."""
+        memo = self._gens_memo.setdefault(level, {})
+        hit = memo.get(s)
         if hit is None:
-            if s in self._holder_value:
-                hit = frozenset().union(*(self._gens(x)
-                                          for x in self._holder_value[s].free_symbols))
-            else:
-                r = self._settled_symbol(s)
-                hit = frozenset((s,)) if r is s else frozenset().union(
-                    *(self._gens(x) for x in r.free_symbols))
-            self._gens_memo[s] = hit
+            r = self._resolve(s, level)
+            hit = frozenset((s,)) if r is None else frozenset().union(
+                *(self._gens(x, level) for x in r.free_symbols))
+            memo[s] = hit
         return hit
 
-    def _resolve(self, s):
+    def _resolve(self, s, level):
         """What symbol ``s`` stands for, settled: None if it stands for itself."""
         if s in self._holder_value:
             return self._holder_value[s]
+        if level == 2 and s in self.atoms.defs:
+            return self.settle(self.atoms.defs[s])
         r = self._settled_symbol(s)
         return None if r is s else r
+
+    def _unfold(self, e):
+        """``e`` with every node replaced by its settled definition, recursively."""
+        nodes = {x for x in e.free_symbols if x in self.atoms.defs}
+        if not nodes:
+            return e
+        return e.xreplace({n: self._unfold_node(n) for n in nodes})
+
+    def _unfold_node(self, n):
+        hit = self._unfolded.get(n)
+        if hit is None:
+            hit = self._unfolded[n] = self._unfold(self.settle(self.atoms.defs[n]))
+        return hit
 
     def numeric_max(self, entries, points: int = POINTS, seed: int = 0) -> float:
         """The largest |entry| at random points (symbols uniform in [-1.5, 1.5])."""
