@@ -239,3 +239,33 @@ def test_every_cell_judges_its_own_printed_gradient_correct(name):
     for state in cell.state_names:
         r = verify(cell, state, latex(derive(cell).closed_form(state)))
         assert r.ok, str(r)
+
+
+PARAMS = [
+    ("W_hf", r"\sum_t \delta^f_t h_{t-1}^T", {}, None),
+    ("W_xf", r"\nabla_{C_t}Div \circ C_{t-1} \circ \sigma'(\bar f_t)\, x_t^{\top}", {}, None),
+    ("W_xf", r"x_{t}^T (\nabla_{C_t}Div \circ C_{t-1} \circ \sigma'(.))", {"profile": "lecture"},
+     None),
+    ("b_f", r"\sum_{t=1}^{T} \delta^f_t", {}, None),
+    ("w_Cf", r"\sum_t \delta^f_t \circ C_{t-1}", {}, None),
+    ("W_hf", r"\sum_t \delta^f_t h_{t}^T", {}, "time-index slip"),
+    ("W_hf", r"\sum_t \delta^i_t h_{t-1}^T", {}, "wrong gradient"),
+    ("x_t", GRAD_X.replace(r"W_{xi}^T\delta^i_t", r"W_{xi}^T\delta^f_t"), {}, "wrong gradient"),
+]
+
+
+@pytest.mark.parametrize("wrt,text,kw,mistake", PARAMS)
+def test_parameter_gradients(wrt, text, kw, mistake):
+    r = v(text, wrt, **kw)
+    if mistake is None:
+        assert r.ok, str(r)
+    else:
+        assert [i.kind for i in r.issues] == [mistake], str(r)
+
+
+def test_total_gradient_of_the_previous_cell_state():
+    text = (r"\nabla_{C_t}Div \circ f_t + w_{Cf} \circ \delta^f_t + w_{Ci} \circ \delta^i_t "
+            r"+ \nabla_{h_{t-1}}Div \circ o_{t-1} \circ \tanh'(C_{t-1}) "
+            r"+ \nabla_{h_{t-1}}Div \circ \tanh(C_{t-1}) \circ \sigma'(\bar o_{t-1}) \circ w_{Co}")
+    assert v(text, "C_{t-1}").ok
+    assert not v(text.replace(r"\circ f_t", r"\circ f_{t-1}"), "C_{t-1}").ok

@@ -81,8 +81,8 @@ def test_placeholders_become_holes():
 def test_outer_product_in_both_conventions():
     col = read(r"\delta^f_t h_{t-1}^T")
     row = read(r"h_{t-1}^T \delta^f_t", LECTURE)
-    assert col == Outer(Grad(V["f_bar"]), h.at(-1))
-    assert row == Outer(h.at(-1), Grad(V["f_bar"]))
+    # both are the gradient of W_hf in W_hf h_{t-1}: the layout of W_hf
+    assert col == row == Outer(Grad(V["f_bar"]), h.at(-1))
 
 
 def test_sum_over_t_and_fractions():

@@ -97,7 +97,7 @@ class Reader:
 
     def wrt(self, text: str) -> Sym:
         """Read a --wrt argument such as C_t, h_{t-1}, W_hf, \\bar{f}_t or \\nabla_{C_t}Div."""
-        plain = self.names.get(text.strip(), text.strip())
+        plain = self.profile.alias(self.names.get(text.strip(), text.strip()), self.symbols)
         if plain in self.symbols:       # the cell's own name: f_bar, C_tilde, W_hf
             sym = self.symbols[plain]
             return sym if sym.role in ("param", "const") else sym.at(0)
@@ -174,7 +174,8 @@ class Reader:
         if acc is None:
             acc = Ones(("H",))
         if outer_left is not None:
-            acc = Outer(acc, outer_left) if self.convention == "column" else Outer(outer_left, acc)
+            # u v^T (column) and v^T u (row) are both the gradient of W in W v: same layout as W
+            acc = Outer(acc, outer_left)
         return scale(coeff, acc)
 
     def apply(self, acc: Expr, v: Value, term) -> Expr:

@@ -61,16 +61,17 @@ class Judge:
             return wrt.of
         return self.reader.wrt(str(wrt))
 
-    def derived(self, d=None) -> Expr:
-        """∇_{wrt}Div from the derivation, with intermediates' gradients substituted away."""
+    def derived(self, d=None, keep=()) -> Expr:
+        """∇_{wrt}Div from the derivation, with intermediates' gradients substituted away
+        (except those named in ``keep``, e.g. the deltas a formula is written in)."""
         d = d or self.d
         w = self.wrt
-        stop = self.states
+        stop = self.states | set(keep)
         if w.role == "param":
             return d._expand(d.param_grad(w.name), stop)
         if w.role == "input":
             return shift(d._expand(d.input_grad(w.name), stop), w.time)
-        return shift(d.closed_form(w.name), w.time)
+        return shift(d.closed_form(w.name, keep=keep), w.time)
 
     def level_a(self, e: Expr) -> Expr:
         """Gradients of intermediates (gates, pre-activations) written through the states'."""
@@ -275,22 +276,29 @@ def judge_claim(j: Judge, claim: Claim, text, start, seed) -> VerifyResult:
         raise FormulaShapeError(
             f"the formula has shape {_dims(claim.expr.shape)} but the gradient with respect "
             f"to {j.wrt!r} has shape {_dims(derived_a.shape)}")
-    claimed = j.level_a(j.norm.contract(claim.expr))
-    d_terms = j.norm.expand(derived_a)
-    claimed, readings = j.resolve_holes(claimed, d_terms)
-    level = "as written"
-    c_terms = j.norm.expand(claimed)
-    if _grads(c_terms) != _grads(d_terms):
-        level = "in gradients at t+1"
-        d_terms = j.norm.expand(j.basis(derived_a))
-        c_terms = j.norm.expand(j.basis(claimed))
+    # compare at the level the formula is written at: the deltas it uses kept standing, then
+    # with intermediates written through the states, then everything through step t+1
+    written = j.norm.contract(claim.expr)
+    keep = {g.of.name for g in written.walk() if isinstance(g, Grad) and g.of.role == "var"}
+    if keep:    # a formula in deltas: compare with the derivation in the gates' deltas
+        keep |= {eq.target.name for eq in j.cell.equations if eq.preact_of}
+    derived_0 = j.derived(keep=keep)
+    written, readings = j.resolve_holes(written, j.norm.expand(derived_0))
+    claimed = j.level_a(written)
+    levels = [("as written", claimed, derived_a),
+              ("in gradients at t+1", j.basis(claimed), j.basis(derived_a))]
+    if keep:
+        levels.insert(0, ("as written", written, derived_0))
     equal, env, a, b = j.prove(j.basis(claimed), j.basis(derived_a))
     result = VerifyResult(cell=j.cell.name, wrt=j.wrt, profile=j.profile.name,
                           convention=j.reader.convention, formula=text, claimed=claimed,
                           derived=derived_a, readings=readings, sizes=dict(env.sizes),
                           ok=equal, summed=claim.summed, truncation=j.truncation)
     if not equal:
-        result.issues = diagnose(c_terms, d_terms, j.wrt, level)
+        # the level whose comparison names the fewest differences
+        found = [diagnose(j.norm.expand(c), j.norm.expand(d), j.wrt, level)
+                 for level, c, d in levels]
+        result.issues = min(found, key=len)
         result.counterexample = network_counterexample(
             j, j.basis(claimed), j.basis(derived_a), [claimed, derived_a], seed)
         if result.counterexample is None:
@@ -298,7 +306,7 @@ def judge_claim(j: Judge, claim: Claim, text, start, seed) -> VerifyResult:
             result.note = ("the two sides differ only when states at different steps are "
                            "taken as independent; no network values separating them were found")
         if j.truncation is None:
-            result.note = truncation_note(j, claimed)
+            result.note = " ".join(x for x in (result.note, truncation_note(j, claimed)) if x)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -402,10 +410,6 @@ def _numbers(m):
     if m.cols == 1:
         return [r[0] for r in rows]
     return rows
-
-
-def _grads(terms) -> set:
-    return {f for fs in terms for f in _atoms(fs) if isinstance(f, (Grad, OutGrad))}
 
 
 def _dims(shape) -> str:
