@@ -44,8 +44,7 @@ class Judge:
     def __init__(self, cell, wrt, profile=None, convention=None, names=None, truncation=None):
         self.cell = get_cell(cell)
         self.profile = get_profile(profile)
-        self.reader = Reader(self.cell, self.profile, convention, parse_maps(names)
-                             if isinstance(names, (list, tuple)) else names)
+        self.reader = Reader(self.cell, self.profile, convention, parse_maps(names))
         self.truncation = truncation
         self.d = derive(self.cell, truncation=truncation)
         self.norm = Normaliser(self.cell)

@@ -99,6 +99,8 @@ def get_profile(name) -> Profile:
 def parse_maps(items) -> dict:
     """``["W_Cf=w_Cf", "p_f=w_Cf"]`` -> dict; a clear error for a malformed item."""
     out = {}
+    if isinstance(items, dict):
+        return {_plain(a): b for a, b in items.items()}
     for item in items or ():
         if item.count("=") != 1 or not all(s.strip() for s in item.split("=")):
             raise LstmsymError(f"--map {item!r}: write yours=cell's, e.g. --map p_f=w_Cf")

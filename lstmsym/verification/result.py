@@ -72,11 +72,11 @@ class VerifyResult:
 
     # --- rendering -------------------------------------------------------------------------
     def lines(self, math=lambda s: s) -> list:
-        out = [f"{self.verdict}: {self.gradient} for cell {self.cell} "
+        out = [f"{self.verdict}: {math(self.gradient)} for cell {self.cell} "
                f"(profile {self.profile}, {self.convention} vectors"
                + (f", truncation {self.truncation}" if self.truncation else "") + ")"]
         for hole, value in self.readings.items():
-            out.append(f"  read {_hole_text(hole)} at {_where(self.formula, hole)} as "
+            out.append(f"  read {math(_hole_text(hole))} at {_where(self.formula, hole)} as "
                        f"{math(_latex(value))}")
         if self.summed:
             out.append("  the sum over t is the BPTT sum; each step's term was compared")
