@@ -34,11 +34,10 @@ from __future__ import annotations
 
 import random
 import time
+from fractions import Fraction
 
 import mpmath
 import sympy
-from sympy.polys.domains import QQ, ZZ
-from sympy.polys.rings import PolyRing
 
 from lstmsym.cells import get_cell
 from lstmsym.derive import derive, grad_symbols
@@ -247,8 +246,8 @@ class Instance:
         self.eps = {}          # (name, step) -> perturbation matrix
         self.consts = {}       # constant symbol -> the value it stands for (1997 truncation)
         self._grads, self._settled, self._settle_sym = {}, None, {}
-        self._holders, self._holder_value, self._gens_memo = {}, {}, {}
-        self._rings, self._unfolded = {}, {}
+        self._holders, self._holder_value = {}, {}
+        self._converters, self._unfolded = {}, {}
         self._forward()
         self._loss(outputs)
 
@@ -386,7 +385,7 @@ class Instance:
         if polys is not None:
             # nonzero in independent atoms: equal only through a relation between function
             # values (tanh(2u) = 2 tanh(u)/(1 + tanh(u)^2) ...), which evaluation decides
-            worst = self._numeric_max_polys([p for p in polys if p])
+            worst = self._numeric_max_polys([p for p in polys if p], self._converters[2])
         else:
             full = [self._unfold(self.settle(e.xreplace(self._holder_value))) for e in diff]
             if all(sympy.cancel(sympy.together(sympy.expand(e))) == 0 for e in full):
@@ -398,42 +397,13 @@ class Instance:
         """Each entry, settled and with the derivatives put in, as an expanded polynomial in
         symbols and atoms (level 1: and forward quantities); None if an entry is not a
         polynomial (a power with a negative or fractional exponent)."""
-        gens = set().union(*(self._gens(s, level) for e in entries for s in e.free_symbols))
-        for domain in (ZZ, QQ):     # integer coefficients are much faster when they suffice
-            ring = self._ring(domain, level, gens)
-            try:
-                return [ring(e) for e in entries]
-            except _NotInteger:
-                continue
-            except _NotPolynomial:
-                return None
-        return None
-
-    def _ring(self, domain, level, gens):
-        """One ring per instance, domain and level, so conversions are shared by formulas."""
-        ring = self._rings.get((domain, level))
-        if ring is None or not gens <= ring.gens.keys():
-            known = set(gens) | (set(ring.gens) if ring else set())
-            for a in list(self.atoms.order):     # every atom and node, settled
-                known |= self._gens(a, level)
-            for m in self.env.values.values():
-                for x in m.free_symbols:
-                    known |= self._gens(x, level)
-            ring = _Ring(PolyRing(sorted(known, key=str), domain),
-                         lambda x: self._resolve(x, level))
-            self._rings[(domain, level)] = ring
-        return ring
-
-    def _gens(self, s, level) -> frozenset:
-        """The generators symbol ``s`` brings into a ring of the given level."""
-        memo = self._gens_memo.setdefault(level, {})
-        hit = memo.get(s)
-        if hit is None:
-            r = self._resolve(s, level)
-            hit = frozenset((s,)) if r is None else frozenset().union(
-                *(self._gens(x, level) for x in r.free_symbols))
-            memo[s] = hit
-        return hit
+        conv = self._converters.get(level)
+        if conv is None:
+            conv = self._converters[level] = _Sparse(lambda x: self._resolve(x, level))
+        try:
+            return [conv(e) for e in entries]
+        except _NotPolynomial:
+            return None
 
     def _resolve(self, s, level):
         """What symbol ``s`` stands for, settled: None if it stands for itself."""
@@ -472,10 +442,9 @@ class Instance:
                 return float("inf")
         return worst
 
-    def _numeric_max_polys(self, polys, points: int = POINTS, seed: int = 0) -> float:
+    def _numeric_max_polys(self, polys, conv, points: int = POINTS, seed: int = 0) -> float:
         """``numeric_max`` for expanded polynomials: atoms evaluated, then the polynomial."""
-        ring = polys[0].ring
-        gens = ring.symbols
+        gens = conv.symbols
         free = sorted(set().union(*(self.atoms.deps(g) for g in gens)), key=str)
         rng = random.Random(seed)
         worst = 0.0
@@ -484,17 +453,15 @@ class Instance:
                 point = {s: sympy.Rational(rng.randint(-1500, 1500), 1000) for s in free}
                 try:
                     known = self.atoms.values(point, DIGITS)
-                except (TypeError, ValueError):
+                    xs = [mpmath.mpf(sympy.Float(known[g], DIGITS + 10)) for g in gens]
+                except (TypeError, ValueError, KeyError):
                     return float("inf")
-                xs = [mpmath.mpf(sympy.Float(known[g], DIGITS + 10)) for g in gens]
                 for p in polys:
                     total = mpmath.mpf(0)
                     for monom, coeff in p.items():
-                        term = mpmath.mpf(int(coeff.numerator)) / int(coeff.denominator) \
-                            if ring.domain == QQ else mpmath.mpf(int(coeff))
-                        for x, k in zip(xs, monom):
-                            if k:
-                                term *= x ** k
+                        term = mpmath.mpf(coeff.numerator) / coeff.denominator
+                        for i in monom:
+                            term *= xs[i]
                         total += term
                     worst = max(worst, float(abs(total)))
         return worst
@@ -504,48 +471,79 @@ class _NotPolynomial(Exception):
     pass
 
 
-class _NotInteger(Exception):
-    pass
+class _Sparse:
+    """Expressions as expanded polynomials: {monomial: coefficient}, a monomial being the sorted
+    tuple of its generators' indices (with repetition), a coefficient an int or a Fraction.
 
-
-class _Ring:
-    """Expressions as elements of a sparse polynomial ring, reusing shared subexpressions.
-
-    ``resolve(symbol)`` gives the expression a symbol stands for (or None for a generator).
+    Shared subexpressions are converted once (memo). ``resolve(symbol)`` gives the expression a
+    symbol stands for, or None for a generator. Sparse monomials keep products cheap when there
+    are hundreds of generators but each monomial has only a few.
     """
 
-    def __init__(self, R, resolve):
-        self.R, self.resolve, self.memo = R, resolve, {}
-        self.gens = dict(zip(R.symbols, R.gens))
+    def __init__(self, resolve):
+        self.resolve, self.memo, self.index, self.symbols = resolve, {}, {}, []
 
-    def __call__(self, e):
+    def __call__(self, e) -> dict:
         hit = self.memo.get(e)
         if hit is not None:
             return hit
-        R = self.R
         if e.is_Symbol:
             r = self.resolve(e)
-            out = self.gens[e] if r is None else self(r)
+            out = self._gen(e) if r is None else self(r)
         elif e.is_Integer:
-            out = R(int(e))
+            out = {(): int(e)} if e != 0 else {}
         elif e.is_Rational:
-            if R.domain == ZZ:
-                raise _NotInteger(e)
-            out = R(QQ(int(e.p), int(e.q)))
+            out = {(): Fraction(int(e.p), int(e.q))}
         elif e.is_Add:
-            out = R.zero
+            out = {}
             for a in e.args:
-                out = out + self(a)
+                out = _padd(out, self(a))
         elif e.is_Mul:
-            out = R.one
+            out = {(): 1}
             for a in e.args:
-                out = out * self(a)
+                out = _pmul(out, self(a))
         elif e.is_Pow and e.exp.is_Integer and e.exp >= 0:
-            out = self(e.base) ** int(e.exp)
+            base, out = self(e.base), {(): 1}
+            for _ in range(int(e.exp)):
+                out = _pmul(out, base)
         else:
             raise _NotPolynomial(e)
         self.memo[e] = out
         return out
+
+    def _gen(self, s):
+        i = self.index.get(s)
+        if i is None:
+            i = self.index[s] = len(self.symbols)
+            self.symbols.append(s)
+        return {(i,): 1}
+
+
+def _padd(a: dict, b: dict) -> dict:
+    if len(a) < len(b):
+        a, b = b, a
+    out = dict(a)
+    for m, c in b.items():
+        v = out.get(m, 0) + c
+        if v:
+            out[m] = v
+        else:
+            out.pop(m, None)
+    return out
+
+
+def _pmul(a: dict, b: dict) -> dict:
+    if not a or not b:
+        return {}
+    if len(a) < len(b):
+        a, b = b, a
+    out = {}
+    get = out.get
+    for m2, c2 in b.items():
+        for m1, c1 in a.items():
+            m = tuple(sorted(m1 + m2)) if m2 else m1
+            out[m] = get(m, 0) + c1 * c2
+    return {m: c for m, c in out.items() if c}
 
 
 # ----- the proof of a whole cell ------------------------------------------------------------------------
