@@ -35,12 +35,14 @@ def read(text, profile=DEFAULT, convention=None, cell=CELL):
     r"\frac{\partial L}{\partial C_{t+1}} \circ f_{t+1}",
     r"\left( \nabla_{C_{t+1}}Div \right) \circ \big( f_{t+1} \big)",
     r"f_{t+1} \circ \nabla_{C_{t+1}}\operatorname{Div}",
+    "∇_{C_{t+1}}Div ⊙ f_{t+1}",
+    "δC_{t+1} ∘ f_{t+1}",
 ])
 def test_spellings_of_one_term(text):
     assert read(text) == had(Grad(C.at(1)), f.at(1)) or read(text) == had(f.at(1), Grad(C.at(1)))
 
 
-@pytest.mark.parametrize("sup", ["^T", "^\\top", "^{\\mathsf T}", "^{\\mathsf{T}}", "^{T}"])
+@pytest.mark.parametrize("sup", ["^T", "^\\top", "^{\\mathsf T}", "^{\\mathsf{T}}", "^{T}", "ᵀ", "^⊤"])
 def test_transposes(sup):
     e = read(r"W_{hf}%s \delta^f_{t+1}" % sup)
     assert e == MatVec(P["W_hf"], Grad(V["f_bar"].at(1)), transpose=True)

@@ -168,14 +168,14 @@ class FormulaTransformer(Transformer):
     def expr(self, meta, ch):
         terms = [ch[0]]
         for op, t in zip(ch[1::2], ch[2::2]):
-            if op == "-":
+            if op in ("-", "−"):
                 t.sign = -t.sign
             terms.append(t)
         return Sum(_span(meta), terms)
 
     def first_term(self, meta, ch):
         term = ch[-1]
-        if len(ch) == 2 and ch[0] == "-":
+        if len(ch) == 2 and ch[0] in ("-", "−"):
             term.sign = -term.sign
         return term
 
@@ -256,6 +256,9 @@ class FormulaTransformer(Transformer):
     def prime(self, meta, ch):
         return ("prime", None)
 
+    def tsup(self, meta, ch):
+        return ("sup", "T")
+
     def subbody(self, meta, ch):
         return _script_text(ch)
 
@@ -272,7 +275,8 @@ class FormulaTransformer(Transformer):
     def call(self, meta, ch):
         head = str(ch[0])
         m = re.search(r"\\(sigma|tanh)$|\{\s*([A-Za-z]+)\s*\}", head)
-        c = Call(_span(meta), m.group(1) or m.group(2))
+        plain = {"σ": "sigma", "tanh": "tanh"}.get(head)
+        c = Call(_span(meta), plain or m.group(1) or m.group(2))
         for kind, value in ch[1:-1]:
             if kind == "prime":
                 c.deriv = True
@@ -408,7 +412,7 @@ def _paren_time(group) -> int | None:
 
 def _sup_meaning(text: str):
     """(is a transpose, power) of a superscript."""
-    if text in ("T", "\\top", "\\intercal") or re.fullmatch(r"\\mathsf\{?T\}?", text):
+    if text in ("T", "\\top", "\\intercal", "⊤") or re.fullmatch(r"\\mathsf\{?T\}?", text):
         return True, 1
     if text.isdigit():
         return False, int(text)
