@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from lstmsym.expr import Act, ActDeriv, Grad, OutGrad, Sym
+from lstmsym.parsing.interpret import Hole
 from lstmsym.verification.terms import term_expr, tokens
 
 
@@ -41,7 +42,7 @@ class Issue:
 
 
 def _is_hole(t) -> bool:
-    return type(t).__name__ == "Hole"
+    return isinstance(t, Hole)
 
 
 def distance(tc: Counter, cc, td: Counter, dc) -> int:

@@ -25,7 +25,7 @@ import sympy
 from lstmsym.cells import get_cell
 from lstmsym.derive import derive
 from lstmsym.errors import LstmsymError
-from lstmsym.expr import (ActDeriv, Expr, Grad, MatVec, OutGrad, Outer, Sym, shift,
+from lstmsym.expr import (Act, ActDeriv, Expr, Grad, Had, MatVec, OutGrad, Outer, Sym, shift,
                           substitute)
 from lstmsym.parsing.interpret import Claim, Hole, Reader
 from lstmsym.parsing.reader import FormulaShapeError, parse
@@ -92,14 +92,15 @@ class Judge:
         out = []
         for eq in self.cell.equations:
             for node in eq.expr.walk():
-                if getattr(node, "fn", None) is not None and node.fn.name == fn.name and \
-                        isinstance(node.arg, Sym) and type(node).__name__ == "Act":
+                if isinstance(node, Act) and node.fn.name == fn.name and \
+                        isinstance(node.arg, Sym):
                     gate = eq.target if node is eq.expr else None
                     if (node.arg, gate) not in out:
                         out.append((node.arg, gate))
         return out
 
     def weight_gates(self, toks) -> set:
+        """The gates whose pre-activations the weights in a term belong to."""
         gates = set()
         for t in toks:
             p = t[1] if isinstance(t, tuple) and t[0] == "mat" else t
@@ -110,6 +111,9 @@ class Judge:
         return gates
 
     def candidates(self, hole: Hole, toks) -> list:
+        """Readings of a placeholder in a term, the profile's preferred ones first: next to a
+        weight of a gate with the same activation, that gate's pre-activation; at the step of
+        the term's gradient first."""
         times = sorted({t.of.time for t in toks if isinstance(t, (Grad, OutGrad))}, reverse=True)
         pref = times[0] if times else 0
         order = [pref] + [x for x in (0, 1, -1) if x != pref]
@@ -128,11 +132,12 @@ class Judge:
                 elif gate is not None:
                     out.append(gate.at(tau))
                 else:
-                    from lstmsym.expr import Act
                     out.append(Act(hole.fn, arg.at(tau)))
         return out
 
     def resolve_holes(self, claim_expr: Expr, derived_terms: dict) -> tuple:
+        """Read each placeholder at the candidate point that brings its terms closest to
+        derived terms (ties: the profile's preference). Returns (expression, readings)."""
         readings = {}
         expr = claim_expr
         for _ in range(64):
@@ -197,10 +202,10 @@ def _atoms(factors):
     for f in factors:
         if isinstance(f, MatVec):
             yield f.mat
-            yield from _atoms(f.vec.args if type(f.vec).__name__ == "Had" else (f.vec,))
+            yield from _atoms(f.vec.args if isinstance(f.vec, Had) else (f.vec,))
         elif isinstance(f, Outer):
             for side in (f.left, f.right):
-                yield from _atoms(side.args if type(side).__name__ == "Had" else (side,))
+                yield from _atoms(side.args if isinstance(side, Had) else (side,))
         else:
             yield f
 

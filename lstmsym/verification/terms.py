@@ -10,11 +10,13 @@ pre-activation is the gate (σ(\\bar f) ≡ f). ``contract`` rewrites σ(a)∘(1
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from fractions import Fraction
 
 from lstmsym.errors import LstmsymError
 from lstmsym.expr import (Act, ActDeriv, Add, Expr, Grad, Had, MatVec, Ones, OutGrad, Outer,
                           Scale, Sym, Zero, had, map_children, scale, shift)
+from lstmsym.parsing.interpret import Hole
 
 
 class Normaliser:
@@ -40,8 +42,7 @@ class Normaliser:
                 return None
             if isinstance(eq.expr, Act) and isinstance(eq.expr.arg, Sym):
                 return eq.expr.fn, shift(eq.expr.arg, e.time)
-        hole = getattr(e, "deriv", None)
-        if hole is False:
+        if isinstance(e, Hole) and not e.deriv:
             return e.fn, e      # a placeholder sigma(.) stands for itself
         return None
 
@@ -67,8 +68,7 @@ class Normaliser:
 
     def _deriv(self, fp):
         fn, point = fp
-        if getattr(point, "deriv", None) is False:     # sigma(.) -> sigma'(.), same placeholder
-            from dataclasses import replace
+        if isinstance(point, Hole):     # sigma(.) -> sigma'(.), the same placeholder
             return replace(point, deriv=True)
         return ActDeriv(fn, point)
 
@@ -87,7 +87,7 @@ class Normaliser:
         if not fb or not fx or fb[0].name != fx[0].name:
             return False
         pb, px = fb[1], fx[1]
-        if getattr(pb, "deriv", None) is False and getattr(px, "deriv", None) is False:
+        if isinstance(pb, Hole) and isinstance(px, Hole):
             return True        # sigma(.)(1 - sigma(.)): one placeholder point
         return pb == px
 
@@ -110,7 +110,7 @@ class Normaliser:
         return {k: c for k, c in out.items() if c != 0}
 
     def _expand(self, e):
-        if isinstance(e, (Sym, Grad, OutGrad)) or type(e).__name__ == "Hole":
+        if isinstance(e, (Sym, Grad, OutGrad, Hole)):
             return [(Fraction(1), (e,))]
         if isinstance(e, Ones):
             return [(Fraction(1), ())]
