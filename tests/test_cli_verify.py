@@ -36,7 +36,7 @@ def test_file_after_the_options_and_lecture_profile(capsys):
     status, out, _ = run(["verify", "peephole-lstm", "--profile", "lecture",
                           str(DATA / "lecture_grad_h.tex")], capsys)
     assert status == 1
-    assert r"W_{hi}^{\top} where W_{hC}^{\top} belongs" in out
+    assert r"wrong weight matrix: W_{hi} where W_{hC} belongs" in out
 
 
 def test_formula_from_stdin(capsys, monkeypatch):

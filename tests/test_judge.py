@@ -68,6 +68,17 @@ def test_right_but_different_is_accepted(text):
     assert v(text).ok
 
 
+def test_missing_transpose_in_the_row_convention():
+    # row vectors: (grad o a) W_hf is right; (grad o a) W_hf^T is the mistake
+    right = r"\partial_{h_t}Div + \nabla_{C_{t+1}}Div \circ C_t \circ \sigma'(\bar f_{t+1}) W_{hf}"
+    r = verify("lstm", "h_t", right.replace("W_{hf}", "W_{hf}^T")
+               + r" + \nabla_{h_{t+1}}Div \circ \tanh(C_{t+1}) \circ \sigma'(\bar o_{t+1}) W_{ho}"
+               + r" + \nabla_{C_{t+1}}Div \circ (i_{t+1} \circ \tanh'(\bar{\tilde C}_{t+1}) W_{hC}"
+               + r" + \tilde C_{t+1} \circ \sigma'(\bar i_{t+1}) W_{hi})", convention="row")
+    assert [i.kind for i in r.issues] == ["transpose where none belongs"]
+    assert r.issues[0].details[0][1] == r"$W_{hf}^{\top}$ where $W_{hf}$ belongs"
+
+
 def test_row_and_column_conventions_agree():
     row = (r"\partial_{h_t}Div + \nabla_{h_{t+1}}Div \circ \tanh(C_{t+1}) \circ "
            r"\sigma'(\bar o_{t+1}) W_{ho} + \nabla_{C_{t+1}}Div \circ (i_{t+1} \circ "
@@ -162,7 +173,7 @@ def test_lecture_grad_h_has_the_wrong_gate_and_weight_in_one_term():
     assert r.verdict == "wrong"
     assert len(r.issues) == 1
     details = dict(r.issues[0].details)
-    assert details["wrong weight matrix"] == r"$W_{hi}^{\top}$ where $W_{hC}^{\top}$ belongs"
+    assert details["wrong weight matrix"] == r"$W_{hi}$ where $W_{hC}$ belongs"   # row vectors
     assert details["wrong gate"] == r"$o_{t+1}$ where $i_{t+1}$ belongs"
 
 

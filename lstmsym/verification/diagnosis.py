@@ -68,19 +68,21 @@ def _kind(t) -> str:
     return "sym"
 
 
-def token_latex(t, latex) -> str:
+def token_latex(t, latex, row=False) -> str:
     if isinstance(t, tuple) and t[0] == "mat":
-        return latex(t[1]) + (r"^{\top}" if t[2] else "")
+        # column: W^T v is written with the transpose; row: (v) W is written without it
+        return latex(t[1]) + (r"^{\top}" if t[2] != row else "")
     if isinstance(t, tuple):
         return "(outer product)"
     return latex(t)
 
 
-def _label(x, y) -> str:
+def _label(x, y, row=False) -> str:
     kx, ky = _kind(x), _kind(y)
     if kx == ky == "mat":
         if x[1] == y[1]:
-            return "missing transpose" if y[2] and not x[2] else "transpose where none belongs"
+            missing = (y[2] and not x[2]) != row
+            return "missing transpose" if missing else "transpose where none belongs"
         return "wrong weight matrix"
     if kx == ky == "param":
         return "wrong weight"
@@ -120,14 +122,14 @@ def _pair_factors(extra: list, missing: list) -> tuple:
     return pairs, extra, missing
 
 
-def describe(tc: Counter, cc, td: Counter, dc, latex) -> list:
+def describe(tc: Counter, cc, td: Counter, dc, latex, row=False) -> list:
     extra = list((tc - td).elements())
     missing = list((td - tc).elements())
     pairs, extra, missing = _pair_factors(extra, missing)
-    out = [(_label(x, y), f"${token_latex(x, latex)}$ where ${token_latex(y, latex)}$ belongs")
-           for x, y in pairs]
-    out += [("extra factor", f"${token_latex(x, latex)}$") for x in extra]
-    out += [("missing factor", f"${token_latex(y, latex)}$") for y in missing]
+    out = [(_label(x, y, row), f"${token_latex(x, latex, row)}$ where "
+                               f"${token_latex(y, latex, row)}$ belongs") for x, y in pairs]
+    out += [("extra factor", f"${token_latex(x, latex, row)}$") for x in extra]
+    out += [("missing factor", f"${token_latex(y, latex, row)}$") for y in missing]
     if cc == -dc:
         out.append(("sign error", "the term has the wrong sign"))
     elif cc != dc:
@@ -150,9 +152,13 @@ def _missing_label(fs, wrt) -> str:
     return "missing term"
 
 
-def diagnose(c_terms: dict, d_terms: dict, wrt, level: str = "as written") -> list:
-    """The issues that turn the claimed terms into the derived ones."""
-    from lstmsym.printing.latex import latex
+def diagnose(c_terms: dict, d_terms: dict, wrt, level: str = "as written",
+             convention: str = "column") -> list:
+    """The issues that turn the claimed terms into the derived ones (factors printed in the
+    convention the formula was written in)."""
+    from lstmsym.verification.result import latex_in
+    latex = latex_in(convention)
+    row = convention == "row"
     shape = wrt.shape
     C, D = dict(c_terms), dict(d_terms)
     issues = []
@@ -176,7 +182,7 @@ def diagnose(c_terms: dict, d_terms: dict, wrt, level: str = "as written") -> li
             continue
         used_c.add(kc)
         used_d.add(kd)
-        details = describe(tokens(kc), C[kc], tokens(kd), D[kd], latex)
+        details = describe(tokens(kc), C[kc], tokens(kd), D[kd], latex, row)
         kind = details[0][0] if len(details) == 1 else "wrong term"
         issues.append(Issue(kind, term_expr(kc, C[kc], shape), term_expr(kd, D[kd], shape),
                             details))

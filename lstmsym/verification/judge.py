@@ -300,7 +300,8 @@ def judge_claim(j: Judge, claim: Claim, text, start, seed) -> VerifyResult:
                           ok=equal, summed=claim.summed, truncation=j.truncation)
     if not equal:
         # the level whose comparison names the fewest differences
-        found = [diagnose(j.norm.expand(c), j.norm.expand(d), j.wrt, level)
+        found = [diagnose(j.norm.expand(c), j.norm.expand(d), j.wrt, level,
+                          j.reader.convention)
                  for level, c, d in levels]
         result.issues = min(found, key=len)
         result.counterexample = network_counterexample(

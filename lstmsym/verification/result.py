@@ -54,7 +54,11 @@ class VerifyResult:
 
     @property
     def corrected(self) -> str:
-        return _latex(self.derived) if self.derived is not None else ""
+        """The derived formula in LaTeX, in the convention the formula was read in."""
+        return self.latex(self.derived) if self.derived is not None else ""
+
+    def latex(self, e) -> str:
+        return row_latex(e) if self.convention == "row" else _latex(e)
 
     @property
     def gradient(self) -> str:
@@ -77,7 +81,7 @@ class VerifyResult:
                + (f", truncation {self.truncation}" if self.truncation else "") + ")"]
         for hole, value in self.readings.items():
             out.append(f"  read {math(_hole_text(hole))} at {_where(self.formula, hole)} as "
-                       f"{math(_latex(value))}")
+                       f"{math(self.latex(value))}")
         if self.summed:
             out.append("  the sum over t is the BPTT sum; each step's term was compared")
         elif getattr(self.wrt, "role", "") == "param":
@@ -89,7 +93,7 @@ class VerifyResult:
         if self.issues:
             out.append("  what is wrong:")
         for issue in self.issues:
-            for i, line in enumerate(issue.latex_lines(_latex)):
+            for i, line in enumerate(issue.latex_lines(self.latex)):
                 out.append(("    " if i else "  - ") + _math_text(line, math))
         if not self.issues and self.method == "exact":
             out.append("  - no single term differs: the formulas differ as a whole")
@@ -125,6 +129,29 @@ class VerifyResult:
 def _latex(e) -> str:
     from lstmsym.printing.latex import latex
     return latex(e)
+
+
+def latex_in(convention: str):
+    """The LaTeX printer for a vector convention."""
+    return row_latex if convention == "row" else _latex
+
+
+def row_latex(e) -> str:
+    """LaTeX in the row-vector convention of the lecture notes: ``(∇ ∘ a) W`` for ``Wᵀ(∇ ∘ a)``."""
+    from lstmsym.printing.latex import LatexPrinter, PREC_ATOM, PREC_MATVEC
+
+    class RowLatexPrinter(LatexPrinter):
+        def _print_MatVec(self, e):
+            vec = self.paren(e.vec, PREC_MATVEC + 1)
+            mat = self.paren(e.mat, PREC_ATOM)
+            return f"{vec} {mat}" if e.transpose else f"{vec} {mat}{self._settings['transpose']}"
+
+        def _print_Outer(self, e):
+            left = self.paren(e.left, PREC_MATVEC + 1)
+            right = self.paren(e.right, PREC_ATOM)
+            return f"{right}{self._settings['transpose']}\\, {left}"
+
+    return RowLatexPrinter({}).doprint(e)
 
 
 def _hole_text(hole) -> str:
