@@ -298,6 +298,8 @@ def judge_claim(j: Judge, claim: Claim, text, start, seed) -> VerifyResult:
                           convention=j.reader.convention, formula=text, claimed=claimed,
                           derived=derived_a, readings=readings, sizes=dict(env.sizes),
                           ok=equal, summed=claim.summed, truncation=j.truncation)
+    result.terms = [(src, result.latex(j.level_a(substitute(j.norm.contract(e), readings))))
+                    for src, e in claim.terms if src]
     if not equal:
         # the level whose comparison names the fewest differences
         found = [diagnose(j.norm.expand(c), j.norm.expand(d), j.wrt, level,

@@ -15,6 +15,7 @@ class VerifyResult:
         ok: True when the claimed formula equals the derived one.
         verdict: ``"correct"`` or ``"wrong"``.
         issues: list of ``Issue`` (diagnosis.py): each wrong, missing or extra term.
+        terms: (the term as typed, its reading in LaTeX) for each term of a LaTeX claim.
         claimed / derived: the two sides as lstmsym expressions (placeholders resolved).
         corrected: the derived formula in LaTeX.
         readings: placeholder -> the point it was read at.
@@ -36,6 +37,7 @@ class VerifyResult:
     summed: bool = False
     truncation: str | None = None
     issues: list = field(default_factory=list)
+    terms: list = field(default_factory=list)     # (your term as typed, how it was read)
     counterexample: dict | None = None
     note: str = ""
     method: str = "exact"
