@@ -104,3 +104,52 @@ def test_every_cell_proven_at_hidden_2_and_3(name, truncation):
     cell = get_cell(name)
     verdicts = prove(cell, hidden_sizes=(2, 3), truncation=truncation)
     _assert_all_proven(verdicts, derive(cell, truncation=truncation))
+
+
+def _flat(inst, e, memo):
+    """``e`` with nodes and function atoms written out: one plain SymPy expression."""
+    def sym(s):
+        if s not in memo:
+            if s in inst.atoms.defs:
+                memo[s] = _flat(inst, inst.atoms.defs[s], memo)
+            elif inst.atoms.is_atom(s):
+                func, args = inst.atoms.key_of[s]
+                memo[s] = func(*[_flat(inst, a, memo) for a in args])
+            else:
+                memo[s] = s
+        return memo[s]
+    return e.xreplace({s: sym(s) for s in e.free_symbols})
+
+
+@pytest.mark.parametrize("name, kind, key, entry", [
+    ("elman-tanh", "carry", "h", 1),
+    ("elman-tanh", "param", "W", 1),
+    pytest.param("lstm", "grad", "C", 0, marks=pytest.mark.slow),
+    pytest.param("lstm", "carry", "h", 1, marks=pytest.mark.slow),
+    pytest.param("lstm", "param", "W_hf", 1, marks=pytest.mark.slow),
+])
+def test_truth_equals_one_sympy_diff_of_the_flat_loss(name, kind, key, entry):
+    """The derivative the proof uses (SymPy's diff node by node, chain rule through nodes and
+    atoms) equals ``sympy.diff`` of the whole loss written out as one expression."""
+    import random
+    cell = get_cell(name)
+    inst = Instance(cell, {"H": 2, "I": 2}, ("h",))
+    if kind == "grad":
+        var = next(v for v in derive(cell).grads if v.name == key)
+        mine, wrt = inst.truth(kind, var)[entry], inst.eps[(key, 0)][entry]
+    elif kind == "carry":
+        mine, wrt = inst.truth(kind, key)[entry], inst.env.leaf(cell.state(key).at(-1))[entry]
+    else:
+        mine, wrt = inst.truth(kind, key)[entry], inst.eps[(key, "param")][entry]
+    memo = {}
+    reference = sympy.diff(_flat(inst, inst.loss, memo), wrt)
+    mine = _flat(inst, mine, memo)
+    rng = random.Random(1)
+    free = sorted(reference.free_symbols | mine.free_symbols, key=str)
+    for _ in range(2):
+        point = {s: 0 if s.name.startswith("eps_") else
+                 sympy.Rational(rng.randint(-1500, 1500), 1000) for s in free}
+        a = sympy.N(reference.xreplace(point), 40)
+        b = sympy.N(mine.xreplace(point), 40)
+        assert abs(a - b) < 1e-30 * max(1, abs(a))
+        assert abs(a) > 1e-6        # a derivative that is not trivially zero
