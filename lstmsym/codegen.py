@@ -218,6 +218,7 @@ def plan_kernel(cell) -> Plan:
     for mode in derivations:
         for e in _step_exprs(plan, mode) + _deferred_terms(plan):
             used |= {n for n in e.walk() if isinstance(n, Sym)}
+    plan.used = {s.at(0) for s in used}
     for s in used:
         if s.role == "var":
             if s.at(0) in proj:
@@ -267,7 +268,8 @@ def collapse(plan: Plan, terms: list, product) -> list:
         if all(w in out for w in wanted):
             for w in wanted:
                 out.remove(w)
-            out.append(Code(product(g), g.vec.shape))
+            made = product(g)
+            out.append(made if not isinstance(made, str) else Code(made, g.vec.shape))
     return out
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numpy  # noqa: F401  (the kernel's only dependency; imported here to fail early)
 
-from lstmsym.expr import Grad, MatVec, OutGrad, Outer, Sym, add, Zero
+from lstmsym.expr import Act, Add, Grad, OutGrad, Outer, Sym, Zero, add
 from lstmsym.naming import code_name
 from lstmsym.printing.kernel import (AugAssign, Assign, Comment, For, Function, If, Module,
                                      Raise, Return, Source, call)
 from lstmsym.printing.kernel import Expr as Stmt
-from lstmsym.printing.numpy_printer import Code, NumpyPrinter
+from lstmsym.printing.numpy_printer import (Code, NumpyPrinter, Product, ScratchPool,
+                                            UfuncEmitter)
 
 MODES = {None: "exact", "1997": "1997"}
 
@@ -117,27 +118,100 @@ def _size(shape) -> str:
 
 
 # ----- forward ------------------------------------------------------------------------------------
+def _consumers(ncell) -> dict:
+    out = {}
+    for eq in ncell.equations:
+        for sym in eq.expr.syms():
+            if sym.role in ("var", "state") and sym.time == 0:
+                out.setdefault(sym, []).append(eq)
+    return out
+
+
+def _fused_preactivations(plan) -> dict:
+    """u -> its expression, for pre-activations written straight into their activation's
+    buffer (used once, by ``v = f(u)``, and not read by the backward pass)."""
+    consumers, out = _consumers(plan.ncell), {}
+    for eq in plan.ncell.equations:
+        u = eq.target
+        users = consumers.get(u, [])
+        if (u.role == "var" and u not in plan.stored and u not in plan.proj and len(users) == 1
+                and isinstance(users[0].expr, Act) and users[0].expr.arg == u):
+            out[u] = eq.expr
+    return out
+
+
+def _combine(plan):
+    """Add the input projections and biases of pre-activations to the recurrent projections
+    in a few wide operations per step, instead of one sum per gate.
+
+    For the per-step group of a previous state with the most members and the input group,
+    slot k can be combined when both members feed, as plain summands, the same equation,
+    at the same columns, and the backward pass does not read the recurrent member. Returns
+    (group, runs, removed): runs of slots [(k0, k1, with_bias)], and equation target ->
+    summands now already in the recurrent member.
+    """
+    inputs = [g for g in plan.groups if not g.per_step and g.name not in plan.stored_groups]
+    recurrent = [g for g in plan.groups if g.per_step and g.vec.time == -1]
+    if not inputs or not recurrent:
+        return None, [], {}
+    xg, hg = inputs[0], max(recurrent, key=lambda g: len(g.members))
+    owner = {}
+    for eq in plan.ncell.equations:
+        if isinstance(eq.expr, Add):
+            for a in eq.expr.args:
+                owner[a] = eq
+    ok, removed = [], {}
+    for k, (_, p) in enumerate(hg.members):
+        eq = owner.get(p)
+        good = (k < len(xg.members) and eq is not None and owner.get(xg.members[k][1]) is eq
+                and xg.slices[k] == hg.slices[k] and p not in plan.used)
+        bias = None
+        if good:
+            bias = next((a for a in eq.expr.args if isinstance(a, Sym) and a.role == "param"
+                         and len(a.shape) == 1 and a.shape == p.shape), None)
+            removed[eq.target] = [xg.members[k][1]] + ([bias] if bias is not None else [])
+        ok.append((good, bias))
+    runs, k = [], 0
+    while k < len(ok):
+        if not ok[k][0]:
+            k += 1
+            continue
+        j = k
+        while j + 1 < len(ok) and ok[j + 1][0] and (ok[j + 1][1] is None) == (ok[k][1] is None):
+            j += 1
+        runs.append((k, j, [b for _, b in ok[k:j + 1]] if ok[k][1] is not None else None))
+        k = j + 1
+    return (hg, xg), runs, removed
+
+
 def forward_function(plan) -> Function:
-    ncell, pr = plan.ncell, NumpyPrinter(names=Names(plan, window=False))
+    ncell = plan.ncell
+    pr = NumpyPrinter(names=Names(plan, window=False))
+    pool = ScratchPool("work")
+    emitter = UfuncEmitter(pr, pool)
+    fused = _fused_preactivations(plan)
+    pair, runs, removed = _combine(plan)
     body = [Assign("T, B, sizes", call("check_inputs", "params", "x", "state0"))]
     body += _dims(plan) + _params(plan)
     body.append(Comment("stacked matrices: one product per group of projections of one vector"))
-    body += _stacks(plan)
+    body += _stacks(plan) + _bias_stacks(pair, runs)
     body.append(Comment("states for t = 0..T (index 0 is the initial state)"))
-    for s in ncell.states:
-        size = _size(s.shape)
-        body.append(Assign(_seq(s.name), call("np.empty", f"(T + 1, B, {size})", "dtype=x.dtype")))
-        body.append(If(f'state0 is not None and "{s.name}" in state0', [
-            Stmt(call("check_array", f'"state0[\'{s.name}\']"', f'state0["{s.name}"]',
+    for st in ncell.states:
+        size = _size(st.shape)
+        body.append(Assign(_seq(st.name), call("np.empty", f"(T + 1, B, {size})",
+                                                "dtype=x.dtype")))
+        body.append(If(f'state0 is not None and "{st.name}" in state0', [
+            Stmt(call("check_array", f'"state0[\'{st.name}\']"', f'state0["{st.name}"]',
                       f"(B, {size})", "x.dtype")),
-            Assign(f"{_seq(s.name)}[0]", f'state0["{s.name}"]')],
-            [Assign(f"{_seq(s.name)}[0]", "0.0")]))
+            Assign(f"{_seq(st.name)}[0]", f'state0["{st.name}"]')],
+            [Assign(f"{_seq(st.name)}[0]", "0.0")]))
     stored = [e.target for e in ncell.equations if e.target in plan.stored]
     if stored:
         body.append(Comment("values the backward pass reads, for every step"))
     for v in stored:
         body.append(Assign(_seq(v.name), call("np.empty", f"(T, B, {_size(v.shape)})",
                                                "dtype=x.dtype")))
+    buffers = []
     for g in plan.groups:
         if not g.per_step:
             body.append(Comment(f"projections of {g.name} for all timesteps: one GEMM"))
@@ -145,41 +219,63 @@ def forward_function(plan) -> Function:
         elif g.name in plan.stored_groups:
             body.append(Assign(_seq(g.buffer), call("np.empty", f"(T, B, {g.rows})",
                                                      "dtype=x.dtype")))
-    loop = []
-    for s in ncell.states:
-        loop.append(Assign(f"{s.name}_prev", f"{_seq(s.name)}[t]"))
+        else:
+            buffers.append(Assign(g.buffer, call("np.empty", f"(B, {g.rows})", "dtype=x.dtype")))
+    loop = [Assign(f"{st.name}_prev", f"{_seq(st.name)}[t]") for st in ncell.states]
     done = set()
     for eq in ncell.equations:
         v = eq.target
+        if v in fused:
+            continue
         if v in plan.proj:
             g, k = plan.proj[v]
+            sl = _slice(g, k)
             if not g.per_step:
-                loop.append(Assign(code_name(v), f"{_seq(g.buffer)}[t"
-                                   + (f", :, {_slice(g, k)}]" if _slice(g, k) else "]")))
+                loop.append(Assign(code_name(v), f"{_seq(g.buffer)}[t" + (f", :, {sl}]" if sl
+                                                                          else "]")))
                 continue
             if g.name not in done:
                 done.add(g.name)
-                product = f"{pr.doprint(g.vec) if isinstance(g.vec, Sym) else g.name} @ {g.weights}.T"
                 if g.name in plan.stored_groups:
                     loop.append(Assign(g.buffer, f"{_seq(g.buffer)}[t]"))
-                    loop.append(Assign(f"{g.buffer}[...]", product))
-                else:
-                    loop.append(Assign(g.buffer, product))
-            sl = _slice(g, k)
+                loop.append(Stmt(call("np.matmul", pr.doprint(g.vec), f"{g.weights}.T",
+                                      out=g.buffer)))
+                if pair and g is pair[0]:
+                    loop += _combined_adds(pair, runs)
             loop.append(Assign(code_name(v), f"{g.buffer}[:, {sl}]" if sl else g.buffer))
             continue
-        loop.append(Assign(code_name(v), pr.doprint(eq.expr)))
+        expr = eq.expr
+        if isinstance(expr, Act) and expr.arg in fused:
+            expr = Act(expr.fn, fused[expr.arg])
+        was_fused = isinstance(eq.expr, Act) and eq.expr.arg in fused
+        target = eq.expr.arg if was_fused else v
+        if target in removed:
+            gone = removed[target]
+            if isinstance(expr, Act):
+                expr = Act(expr.fn, add(*[a for a in expr.arg.args if a not in gone]))
+            else:
+                expr = add(*[a for a in expr.args if a not in gone])
+        loop.append(Comment(f"{code_name(v)} = {NumpyPrinter().doprint(_original(plan, v))}"))
+        name = code_name(v)
         if v.role == "state":
-            loop.append(Assign(f"{_seq(v.name)}[t + 1]", code_name(v)))
+            loop.append(Assign(name, f"{_seq(v.name)}[t + 1]"))
         elif v in plan.stored:
-            loop.append(Assign(f"{_seq(v.name)}[t]", code_name(v)))
+            loop.append(Assign(name, f"{_seq(v.name)}[t]"))
+        else:
+            buffers.append(Assign(name, call("np.empty", f"(B, {_size(v.shape)})",
+                                             "dtype=x.dtype")))
+        loop += [Stmt(line) for line in emitter.emit(expr, name)]
+    body.append(Comment("buffers reused at every step"))
+    body += buffers
+    body += [Assign(name, call("np.empty", f"(B, {dim})", "dtype=x.dtype"))
+             for dim, name in pool.made]
     body.append(For("t", "range(T)", loop))
-    cache = ['"x": x'] + [f'"{_seq(s.name)}": {_seq(s.name)}' for s in ncell.states]
+    cache = ['"x": x'] + [f'"{_seq(st.name)}": {_seq(st.name)}' for st in ncell.states]
     cache += [f'"{_seq(v.name)}": {_seq(v.name)}' for v in stored]
     cache += [f'"{_seq(g.buffer)}": {_seq(g.buffer)}' for g in plan.groups
-              if not g.per_step or g.name in plan.stored_groups]
-    body.append(Assign("outputs", "{" + ", ".join(f'"{s.name}": {_seq(s.name)}[1:]'
-                                                   for s in ncell.states) + "}"))
+              if g.name in plan.stored_groups]
+    body.append(Assign("outputs", "{" + ", ".join(f'"{st.name}": {_seq(st.name)}[1:]'
+                                                   for st in ncell.states) + "}"))
     body.append(Assign("cache", "{" + ", ".join(cache) + "}"))
     body.append(Return("outputs, cache"))
     doc = ("Run the cell over a sequence.\n\n"
@@ -191,6 +287,52 @@ def forward_function(plan) -> Function:
            "    outputs: dict state name -> (T, B, H) values at t = 1..T.\n"
            "    cache: what backward needs.")
     return Function("forward", ["params", "x", "state0=None"], doc, body)
+
+
+def _combined_adds(pair, runs) -> list:
+    hg, xg = pair
+    out = [Comment("the input projections and biases of these pre-activations, added at once")]
+    for k0, k1, biases in runs:
+        lo, hi = hg.slices[k0][0], hg.slices[k1][1]
+        whole = k0 == 0 and k1 == len(hg.members) - 1
+        dest = hg.buffer if whole else f"{hg.buffer}[:, {lo}:{hi}]"
+        xs = f"{_seq(xg.buffer)}[t]" if whole and xg.rows == hg.rows else \
+            f"{_seq(xg.buffer)}[t, :, {lo}:{hi}]"
+        out.append(Stmt(call("np.add", dest, xs, out=dest)))
+        if biases:
+            out.append(Stmt(call("np.add", dest, _bias_stack_name(hg, k0, k1), out=dest)))
+    return out
+
+
+def _bias_stack_name(hg, k0, k1) -> str:
+    return f"b_{hg.name}_stack" + ("" if k0 == 0 and k1 == len(hg.members) - 1 else f"_{k0}_{k1}")
+
+
+def _bias_stacks(pair, runs) -> list:
+    out = []
+    for k0, k1, biases in runs:
+        if biases:
+            value = biases[0].name if len(biases) == 1 else call(
+                "np.concatenate", "[" + ", ".join(b.name for b in biases) + "]")
+            out.append(Assign(_bias_stack_name(pair[0], k0, k1), value))
+    return out
+
+
+def _original(plan, v):
+    """The right-hand side of v's equation as the cell writes it (pre-activations inlined
+    where the kernel fuses them)."""
+    try:
+        expr = plan.cell.equation(v.name).expr
+    except KeyError:        # a quantity the kernel named (tanh_C): its normalized equation
+        return plan.ncell.equation(v.name).expr
+    if isinstance(expr, Act) and isinstance(expr.arg, Sym):
+        try:
+            pre = plan.cell.equation(expr.arg.name)
+        except KeyError:
+            return expr
+        if pre.preact_of == v.name:
+            return Act(expr.fn, pre.expr)
+    return expr
 
 
 # ----- backward -----------------------------------------------------------------------------------
@@ -272,8 +414,7 @@ def window_function(plan, mode) -> Function:
     body += _dims(plan) + _params(plan) + _stacks(plan)
     seqs = [_seq(s.name) for s in ncell.states]
     seqs += [_seq(e.target.name) for e in ncell.equations if e.target in plan.stored]
-    seqs += [_seq(g.buffer) for g in plan.groups
-             if not g.per_step or g.name in plan.stored_groups]
+    seqs += [_seq(g.buffer) for g in plan.groups if g.name in plan.stored_groups]
     body += [Assign(s, f'cache["{s}"]') for s in seqs]
     body += [Assign(_seq(g.dbuffer), f'work["{_seq(g.dbuffer)}"]') for g in plan.groups
              if g.shared is None]
@@ -288,8 +429,10 @@ def window_function(plan, mode) -> Function:
                        [Assign(f"d{s.name}_from_next",
                                call("np.zeros", f"(B, {_size(s.shape)})", "dtype=x.dtype"))]))
 
-    # one step of the backward pass
-    step, computed, needed = [], set(), []
+    # one step of the backward pass: every gradient computed in place into its buffer
+    pool = ScratchPool("work")
+    emitter = UfuncEmitter(pr, pool)
+    step, needed, buffers = [], [], []
     homes = {h[1].name for h in plan.home.values() if h[0] == "group"}
     for g in plan.groups:
         if g.shared is None and (g.per_step or g.name in homes):
@@ -308,7 +451,7 @@ def window_function(plan, mode) -> Function:
             terms.append(rewrite(plan, t.expr))
         if v.role == "state":
             terms.append(Code(f"d{v.name}_from_next", v.shape))
-        terms = collapse(plan, terms, lambda g: f"{g.dbuffer} @ {g.weights}")
+        terms = collapse(plan, terms, lambda g: Product(g.dbuffer, g.weights, g.vec.shape))
         expr = add(Zero(v.shape), *terms)
         needed.append(expr)
         vias = [t.via for t in d.grads[v] if t.via is not None and t.via.time == 0]
@@ -318,9 +461,9 @@ def window_function(plan, mode) -> Function:
         grad_lines.append(Comment("\n".join(lines)))
         name = "d" + code_name(v)
         home = plan.home.get(v)
-        value = pr.doprint(expr)
         if home is None:
-            grad_lines.append(Assign(name, value))
+            buffers.append(Assign(name, call("np.empty", f"(B, {_size(v.shape)})",
+                                             "dtype=x.dtype")))
         else:
             kind, where, k = home
             if kind == "seq":
@@ -329,33 +472,35 @@ def window_function(plan, mode) -> Function:
                 sl = _slice(where, k)
                 grad_lines.append(Assign(name, f"{where.dbuffer}[:, {sl}]" if sl
                                          else where.dbuffer))
-            grad_lines.append(Assign(f"{name}[...]", value))
+        grad_lines += [Stmt(line) for line in emitter.emit(expr, name)]
         for g, k, r in plan.copies:
             if r == v and g.per_step:
                 sl = _slice(g, k)
-                grad_lines.append(Assign(f"{g.dbuffer}[:, {sl}]" if sl else f"{g.dbuffer}[...]",
-                                         name))
+                grad_lines.append(Stmt(call("np.copyto", f"{g.dbuffer}[:, {sl}]" if sl
+                                            else g.dbuffer, name)))
     carry_lines = []
     for s in ncell.states:
         terms = [rewrite(plan, t.expr) for t in d.carry[s.name]]
-        terms = collapse(plan, terms, lambda g: f"{g.dbuffer} @ {g.weights}")
+        terms = collapse(plan, terms, lambda g: Product(g.dbuffer, g.weights, g.vec.shape))
         lines = _quote(plan, [t.via for t in d.carry[s.name]])
         carry_lines.append(Comment(f"to step t-1 through {s.name}_prev"
                                    + ("".join("\n" + q for q in lines))))
         if terms:
             expr = add(Zero(s.shape), *terms)
             needed.append(expr)
-            carry_lines.append(Assign(f"d{s.name}_from_next", pr.doprint(expr)))
+            carry_lines += [Stmt(line) for line in emitter.emit(expr, f"d{s.name}_from_next")]
         else:
-            carry_lines.append(Assign(f"d{s.name}_from_next",
-                                      call("np.zeros", f"(B, {_size(s.shape)})",
-                                           "dtype=x.dtype")))
+            carry_lines.append(Assign(f"d{s.name}_from_next[...]", "0.0"))
     leaves = set()
     for e in needed:
         leaves |= {n for n in e.walk() if isinstance(n, Sym) and n.role in ("state", "var")}
     order = [s.at(-1) for s in ncell.states] + [e.target for e in ncell.equations]
     step += [_binding(plan, s) for s in order if s in leaves]
     step += grad_lines + carry_lines
+    body.append(Comment("gradient and work buffers, reused at every step"))
+    body += buffers
+    body += [Assign(name, call("np.empty", f"(B, {dim})", "dtype=x.dtype"))
+             for dim, name in pool.made]
     body.append(For("t", "range(end, floor - 1, -1)", step))
     body.append(Comment("the state gradient that reaches the start of the sequence"))
     body.append(If("floor == 0", [AugAssign(f'd_state0["{s.name}"]', "+",

@@ -203,6 +203,9 @@ class NumpyPrinter:
     def _print_Stacked(self, e):
         return f"{e.grads} @ {e.weights}"
 
+    def _print_Product(self, e):
+        return f"{e.left} @ {e.right}"
+
     def _print_Outer(self, e):
         left, right = self.doprint(e.left), self.doprint(e.right)
         if self.window:
@@ -254,3 +257,175 @@ def _number(c: Fraction) -> str:
 
 __all__ = ["NumpyPrinter", "ScalarNumPyPrinter", "ActDerivOut", "Stacked", "Code",
            "activation_code", "derivative_code", "scalar_code"]
+
+
+# ----- in place: an expression as ufunc calls writing into preallocated buffers -----------------------
+@dataclass(frozen=True)
+class Product(Expr):
+    """A matrix product ``left @ right`` of code operands (a stacked GEMM)."""
+
+    left: str
+    right: str
+    shape: tuple
+
+    def __repr__(self):
+        return f"{self.left} @ {self.right}"
+
+
+class ScratchPool:
+    """Named (B, n) work buffers, reused: ``take(dim)`` / ``give(name)``; ``allocations()``."""
+
+    def __init__(self, prefix: str = "work"):
+        self.prefix, self.free, self.made = prefix, {}, []
+
+    def take(self, dim: str) -> str:
+        if self.free.get(dim):
+            return self.free[dim].pop()
+        name = f"{self.prefix}_{dim}_{sum(1 for d, _ in self.made if d == dim)}"
+        self.made.append((dim, name))
+        return name
+
+    def give(self, dim: str, name: str) -> None:
+        self.free.setdefault(dim, []).append(name)
+
+
+class UfuncEmitter:
+    """Print ``dest = expr`` as NumPy calls with ``out=dest``: no temporaries but work buffers.
+
+    ``emit(expr, dest)`` returns code lines. Sums and products fold into ``dest`` one operand at
+    a time; activations run in place (``sigmoid(dest, out=dest)``); sigma' and tanh' through the
+    stored output take two calls. Anything else falls back to ``dest[...] = <expression>``.
+    """
+
+    def __init__(self, printer: NumpyPrinter, pool: ScratchPool):
+        self.pr, self.pool = printer, pool
+
+    def atom(self, e):
+        """Code of e if it needs no computation, else None."""
+        if isinstance(e, (Sym, Grad, OutGrad, Code)):
+            return self.pr.doprint(e)
+        if isinstance(e, Ones):
+            return "1.0"
+        if isinstance(e, Scale) and isinstance(e.arg, Ones):
+            return _number(e.coeff)
+        return None
+
+    def emit(self, e, dest: str) -> list:
+        if any(self.pr.doprint(n) == dest for n in e.walk()
+               if isinstance(n, (Sym, Grad, OutGrad, Code))):   # dest is read: go through work
+            tmp = self.pool.take(e.shape[0])
+            lines = self._emit(e, tmp) + [f"np.copyto({dest}, {tmp})"]
+            self.pool.give(e.shape[0], tmp)
+            return lines
+        return self._emit(e, dest)
+
+    def _operand(self, e, lines, held):
+        a = self.atom(e)
+        if a is not None:
+            return a
+        tmp = self.pool.take(e.shape[0])
+        held.append((e.shape[0], tmp))
+        lines += self._emit(e, tmp)
+        return tmp
+
+    def _release(self, held):
+        for dim, name in held:
+            self.pool.give(dim, name)
+
+    def _emit(self, e, dest):
+        atom = self.atom(e)
+        if atom is not None:
+            return [f"np.copyto({dest}, {atom})"]
+        method = getattr(self, "_emit_" + type(e).__name__, None)
+        if method is None:
+            return [f"{dest}[...] = {self.pr.doprint(e)}"]
+        return method(e, dest)
+
+    def _emit_Add(self, e, dest):
+        pos = [a for a in e.args if not (isinstance(a, Scale) and a.coeff < 0)]
+        neg = [_negated(a) for a in e.args if isinstance(a, Scale) and a.coeff < 0]
+        lines, held = [], []
+        pos.sort(key=lambda a: self.atom(a) is not None)    # computed terms first, into dest
+        if pos and self.atom(pos[0]) is None:
+            lines += self._emit(pos[0], dest)
+            rest = pos[1:]
+        elif len(pos) >= 2:
+            lines.append(f"np.add({self.atom(pos[0])}, {self.atom(pos[1])}, out={dest})")
+            rest = pos[2:]
+        elif pos:
+            b = self._operand(neg[0], lines, held)
+            lines.append(f"np.subtract({self.atom(pos[0])}, {b}, out={dest})")
+            rest, neg = [], neg[1:]
+        else:
+            lines += self._emit(neg[0], dest)
+            lines.append(f"np.negative({dest}, out={dest})")
+            rest, neg = [], neg[1:]
+        for a in rest:
+            lines.append(f"np.add({dest}, {self._operand(a, lines, held)}, out={dest})")
+        for a in neg:
+            lines.append(f"np.subtract({dest}, {self._operand(a, lines, held)}, out={dest})")
+        self._release(held)
+        return lines
+
+    def _emit_Had(self, e, dest):
+        args = sorted(e.args, key=lambda a: self.atom(a) is not None)
+        lines, held = [], []
+        if self.atom(args[0]) is None:
+            lines += self._emit(args[0], dest)
+            rest = args[1:]
+        else:
+            lines.append(f"np.multiply({self.atom(args[0])}, "
+                         f"{self._operand(args[1], lines, held)}, out={dest})")
+            rest = args[2:]
+        for a in rest:
+            lines.append(f"np.multiply({dest}, {self._operand(a, lines, held)}, out={dest})")
+        self._release(held)
+        return lines
+
+    def _emit_Scale(self, e, dest):
+        lines, held = [], []
+        a = self._operand(e.arg, lines, held) if self.atom(e.arg) is not None else None
+        if a is None:
+            lines += self._emit(e.arg, dest)
+            a = dest
+        lines.append(f"np.multiply({a}, {_number(e.coeff)}, out={dest})")
+        self._release(held)
+        return lines
+
+    def _emit_MatVec(self, e, dest):
+        lines, held = [], []
+        v = self._operand(e.vec, lines, held)
+        m = self.pr.doprint(e.mat)
+        lines.append(f"np.matmul({v}, {m if e.transpose else m + '.T'}, out={dest})")
+        self._release(held)
+        return lines
+
+    def _emit_Product(self, e, dest):
+        return [f"np.matmul({e.left}, {e.right}, out={dest})"]
+
+    def _emit_Act(self, e, dest):
+        lines, held = [], []
+        a = self.atom(e.arg)
+        if a is None:
+            lines += self._emit(e.arg, dest)
+            a = dest
+        if e.fn.name == "sigmoid":
+            lines.append(f"sigmoid({a}, out={dest})")
+        elif e.fn.name == "tanh":
+            lines.append(f"np.tanh({a}, out={dest})")
+        elif e.fn.name == "relu":
+            lines.append(f"np.maximum({a}, 0, out={dest})")
+        else:
+            lines.append(f"{dest}[...] = {activation_code(e.fn, a)}")
+        return lines
+
+    def _emit_ActDerivOut(self, e, dest):
+        y = self.atom(e.out)
+        if y is None or e.fn.name not in ("sigmoid", "tanh"):
+            return [f"{dest}[...] = {self.pr.doprint(e)}"]
+        if e.fn.name == "sigmoid":       # y (1 - y)
+            return [f"np.subtract(1.0, {y}, out={dest})", f"np.multiply({dest}, {y}, out={dest})"]
+        return [f"np.multiply({y}, {y}, out={dest})", f"np.subtract(1.0, {dest}, out={dest})"]
+
+
+__all__ += ["Product", "ScratchPool", "UfuncEmitter"]
