@@ -7,8 +7,9 @@ lstmsym.verification.scalar. The scalar loss is
     L = sum_{s in (t, t+1)} sum_{o in outputs} <dout_{o_s}, o_s>  +  sum_S <dnext_S, S_{t+1}>,
 
 upstream-gradient symbols times every output state at both steps, plus symbols standing for
-whatever lies beyond t+1 (so nabla_{S_{t+1}} Div is as general as in a long sequence). SymPy's
-own ``diff`` then gives the true total derivatives:
+whatever lies beyond t+1 (so nabla_{S_{t+1}} Div is as general as in a long sequence).
+
+The true total derivatives are SymPy's:
 
 - of an intermediate or state v at step s: a zero perturbation vector eps_v is added to v's
   value in the forward graph and L is differentiated with respect to it (then eps = 0);
@@ -16,15 +17,22 @@ own ``diff`` then gives the true total derivatives:
   parameter used by step t only;
 - of x_t and of S_{t-1} (what step t sends back): directly, they are leaves.
 
+How, at a cost that stays small: each forward quantity (every entry of every equation's target
+at t and t+1) is a *node* symbol with its definition, and each function application (sigma(u),
+tanh(u), ...) an *atom* symbol; ``Atoms.diff`` differentiates L by SymPy's ``diff`` of each
+definition in each of its symbols and, through an atom f(u), SymPy's derivative of f at u,
+combined by the chain rule over this shared graph (memoised, so shared subexpressions are
+differentiated once). A test checks this against one ``sympy.diff`` of the loss written out.
+
 Each formula of ``derive(cell)`` (every gradient, carry, per-step parameter gradient and input
-gradient) is instantiated with the true gradients substituted for the ``Grad`` nodes it refers
-to, and its difference from SymPy's derivative is shown to be zero. The exact method replaces
-every function application (sigma(.), tanh(.), their derivatives' factors) by a fresh symbol,
-innermost first, so the difference becomes a polynomial in symbols, and expands it: a zero
-polynomial is zero for every value of the atoms, hence a proof. Only when that (and a rational
-normalisation) leaves something nonzero does the check evaluate the difference at random points
-with 50 significant digits, and the verdict says "numeric-fallback"; a real difference fails the
-formula with the largest difference found.
+gradient) is instantiated with the true gradients put in for the ``Grad`` nodes it refers to,
+and its difference from SymPy's derivative is expanded as a polynomial in independent symbols
+(sparse arithmetic, ``_Sparse``): with nodes kept as symbols first, then written out through
+their definitions. A zero polynomial is zero whatever values its symbols take, in particular
+their actual values: a proof ("exact"). Only when both leave something nonzero (or a power with
+a negative exponent stays after rational normalisation) is the difference evaluated at random
+points with 50 significant digits, and the verdict says "numeric-fallback"; a real difference
+fails the formula with the largest difference found.
 
 ``truncation="1997"``: Hochreiter & Schmidhuber's truncated gradient is the exact gradient of a
 forward graph in which the previous states enter the net inputs (the equations with
@@ -50,7 +58,7 @@ DIGITS = 50
 POINTS = 4
 
 
-# ----- which sizes ----------------------------------------------------------------------------------
+# ----- which sizes -------------------------------------------------------------------------------
 def instance_sizes(cell, hidden_sizes=(2, 3), input_size: int = 2) -> list:
     """The dimension sizes of each small instance.
 
@@ -82,7 +90,7 @@ def _gcd(a, b):
     return a
 
 
-# ----- the formulas of a derivation ---------------------------------------------------------------------
+# ----- the formulas of a derivation --------------------------------------------------------------
 def formulas(d) -> list:
     """(label, kind, key, vector expression) for every formula of a derivation, in print order."""
     out = []
@@ -97,9 +105,9 @@ def formulas(d) -> list:
     return out
 
 
-# ----- function atoms: sigma(u), tanh(u), ... as symbols ----------------------------------------------
+# ----- function atoms: sigma(u), tanh(u), ... as symbols -----------------------------------------
 class Atoms:
-    """Function applications as fresh symbols, innermost first, and SymPy's derivatives of them.
+    """Function applications and forward quantities as symbols, and SymPy's derivatives of them.
 
     ``atomize(e)`` replaces every function application f(u) in ``e`` by a symbol; applications
     with the same function and the same (expanded, atomized) arguments get the same symbol, so
@@ -107,6 +115,8 @@ class Atoms:
     ``diff(e, w)`` is the total derivative of an atomized expression with respect to a base
     symbol ``w``: SymPy's ``diff`` with respect to each symbol of ``e``, and through an atom
     f(u) SymPy's derivative of f at u (sigma' = sigma(1-sigma), tanh' = 1-tanh^2, ...).
+    ``define(node, expr)`` adds a node symbol that stands for ``expr``; ``diff`` goes through
+    it as through an atom (its derivative is that of ``expr``).
     """
 
     def __init__(self):
@@ -150,12 +160,7 @@ class Atoms:
         """Whether ``s`` is a function atom (not a node, not a base symbol)."""
         return s in self.key_of
 
-    def expression(self, a):
-        """The function application an atom stands for, with atomized arguments."""
-        func, args = self.key_of[a]
-        return func(*args)
-
-    # --- differentiation ---------------------------------------------------------------------------
+    # --- differentiation -------------------------------------------------------------------------
     def deps(self, s) -> frozenset:
         """The base symbols an atom, a node (or a base symbol) depends on."""
         if s not in self.key_of and s not in self.defs:
@@ -230,12 +235,12 @@ class Atoms:
         return values
 
     def evaluate(self, entries, point: dict, digits: int):
-        """Values of atomized expressions at ``point`` (base symbol -> number), ``digits`` digits."""
+        """Values of atomized expressions at ``point`` (base symbol -> number)."""
         values = self.values(point, digits)
         return [sympy.N(e.xreplace(values), digits) for e in entries]
 
 
-# ----- one small instance: the two-step graph and its true gradients ----------------------------------
+# ----- one small instance: the two-step graph and its true gradients -----------------------------
 class Instance:
     """The cell at one size over steps t and t+1, with SymPy's derivatives of the loss."""
 
@@ -302,7 +307,7 @@ class Instance:
             loss.extend(g * v for g, v in zip(beyond, env.values[s.at(1)]))
         self.loss = sympy.Add(*loss)
 
-    # --- settling: perturbations to zero, constants to their values -------------------------------
+    # --- settling: perturbations to zero, constants to their values ------------------------------
     def settle(self, e):
         subs = {}
         for s in e.free_symbols:
@@ -326,7 +331,7 @@ class Instance:
         self._settle_sym[s] = out
         return out
 
-    # --- the two sides ------------------------------------------------------------------------------
+    # --- the two sides ---------------------------------------------------------------------------
     def truth(self, kind, key) -> sympy.Matrix:
         """SymPy's derivative of the loss for a formula (kind, key) or a Grad node ("grad").
 
@@ -546,7 +551,7 @@ def _pmul(a: dict, b: dict) -> dict:
     return {m: c for m, c in out.items() if c}
 
 
-# ----- the proof of a whole cell ------------------------------------------------------------------------
+# ----- the proof of a whole cell -----------------------------------------------------------------
 def prove(cell, hidden_sizes=(2, 3), input_size: int = 2, truncation=None,
           progress=None) -> list:
     """Prove every formula of ``derive(cell, truncation=truncation)`` at small sizes.
