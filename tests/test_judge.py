@@ -18,6 +18,7 @@ from lstmsym.expr import ActDeriv, Grad, Had, Sym, had
 from lstmsym.ops import sigmoid
 from lstmsym.parsing.reader import FormulaShapeError
 from lstmsym.verification.judge import verify
+from lstmsym.verification.terms import Normaliser
 
 DATA = Path(__file__).parent / "data"
 
@@ -280,3 +281,41 @@ def test_total_gradient_of_the_previous_cell_state():
             r"+ \nabla_{h_{t-1}}Div \circ \tanh(C_{t-1}) \circ \sigma'(\bar o_{t-1}) \circ w_{Co}")
     assert v(text, "C_{t-1}").ok
     assert not v(text.replace(r"\circ f_t", r"\circ f_{t-1}"), "C_{t-1}").ok
+
+
+# --- every term of every cell: drop it, or flip its sign, and the judge names that term ----------
+def _edits(name):
+    from lstmsym.expr import add, scale, terms
+    cell = get_cell(name)
+    for state in cell.state_names:
+        full = derive(cell).closed_form(state)
+        ts = terms(full)
+        for k in range(len(ts)):
+            rest = ts[:k] + ts[k + 1:]
+            if rest:
+                yield cell, state, ts[k], add(*rest), "missing"
+            yield cell, state, ts[k], add(*(ts[:k] + [scale(-1, ts[k])] + ts[k + 1:])), "sign"
+
+
+def _check_edits(name):
+    for cell, state, term, edited, what in _edits(name):
+        r = verify(cell, state, latex(edited))
+        assert not r.ok, (name, state, latex(edited))
+        assert len(r.issues) == 1, str(r)
+        issue = r.issues[0]
+        if what == "missing":
+            assert issue.kind.startswith("missing") and issue.claimed is None, str(r)
+            assert Normaliser(cell).expand(issue.derived) == Normaliser(cell).expand(term)
+        else:
+            assert issue.kind == "sign error", str(r)
+
+
+@pytest.mark.parametrize("name", ["peephole-lstm", "gru"])
+def test_each_term_dropped_or_negated_is_named(name):
+    _check_edits(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in cell_names() if n != "lstm1997-blocks"])
+def test_each_term_dropped_or_negated_is_named_every_cell(name):
+    _check_edits(name)

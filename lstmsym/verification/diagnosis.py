@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from lstmsym.expr import Act, ActDeriv, Grad, OutGrad, Sym
+from lstmsym.expr import Act, ActDeriv, Grad, OutGrad, Sym, scale
 from lstmsym.parsing.interpret import Hole
 from lstmsym.verification.terms import term_expr, tokens
 
@@ -25,6 +25,7 @@ class Issue:
     claimed: object = None      # the claimed term (an lstmsym expression) or None
     derived: object = None      # the derived term it should be, or None
     details: list = field(default_factory=list)   # [(label, LaTeX text)]
+    keys: tuple = field(default=({}, {}), repr=False, compare=False)  # expanded terms covered
 
     def latex_lines(self, latex) -> list:
         out = []
@@ -153,9 +154,11 @@ def _missing_label(fs, wrt) -> str:
 
 
 def diagnose(c_terms: dict, d_terms: dict, wrt, level: str = "as written",
-             convention: str = "column") -> list:
+             convention: str = "column", c_groups=(), d_groups=()) -> list:
     """The issues that turn the claimed terms into the derived ones (factors printed in the
-    convention the formula was written in)."""
+    convention the formula was written in). ``c_groups``/``d_groups``: the terms as written,
+    each with its expansion, so that a written term missing (or extra, or negated) as a whole
+    is named as written rather than as the products it expands into."""
     from lstmsym.verification.result import latex_in
     latex = latex_in(convention)
     row = convention == "row"
@@ -185,17 +188,49 @@ def diagnose(c_terms: dict, d_terms: dict, wrt, level: str = "as written",
         details = describe(tokens(kc), C[kc], tokens(kd), D[kd], latex, row)
         kind = details[0][0] if len(details) == 1 else "wrong term"
         issues.append(Issue(kind, term_expr(kc, C[kc], shape), term_expr(kd, D[kd], shape),
-                            details))
+                            details, keys=({kc: C[kc]}, {kd: D[kd]})))
     for kd, dc in D.items():
         if kd not in used_d:
-            issues.append(Issue(_missing_label(kd, wrt), None, term_expr(kd, dc, shape)))
+            issues.append(Issue(_missing_label(kd, wrt), None, term_expr(kd, dc, shape),
+                                keys=({}, {kd: dc})))
     for kc, cc in C.items():
         if kc not in used_c:
-            issues.append(Issue("extra term", term_expr(kc, cc, shape), None))
+            issues.append(Issue("extra term", term_expr(kc, cc, shape), None,
+                                keys=({kc: cc}, {})))
+    issues = _regroup(issues, d_groups, "missing", wrt)
+    issues = _regroup(issues, c_groups, "extra term", wrt)
+    issues = _regroup(issues, d_groups, "sign error", wrt)
     if level != "as written":
         for i in issues:
             i.details.append(("compared", "after writing the gradients at t through those at "
                                           "t+1, as your formula does"))
+    return issues
+
+
+def _regroup(issues, groups, kind, wrt) -> list:
+    """Merge the issues of one kind that together cover a written term into one issue."""
+    side = 0 if kind == "extra term" else 1
+    for expr, expansion in groups:
+        if len(expansion) < 2:
+            continue
+        mine = [i for i in issues if i.kind.startswith(kind) and set(i.keys[side]) <= set(
+            expansion)]
+        covered = {}
+        for i in mine:
+            covered.update(i.keys[side])
+        if covered != expansion:
+            continue
+        if kind == "missing":
+            merged = Issue(_missing_label(next(iter(expansion)), wrt), None, expr,
+                           keys=({}, expansion))
+        elif kind == "extra term":
+            merged = Issue(kind, expr, None, keys=(expansion, {}))
+        else:
+            merged = Issue(kind, scale(-1, expr), expr, [("sign error", "the term has the "
+                                                                        "wrong sign")],
+                           keys=({k: -c for k, c in expansion.items()}, expansion))
+        issues = [i for i in issues if i not in mine]
+        issues.append(merged)
     return issues
 
 

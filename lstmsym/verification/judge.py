@@ -26,7 +26,7 @@ from lstmsym.cells import get_cell
 from lstmsym.derive import derive
 from lstmsym.errors import LstmsymError
 from lstmsym.expr import (Act, ActDeriv, Expr, Grad, Had, MatVec, OutGrad, Outer, Sym, shift,
-                          substitute)
+                          substitute, terms)
 from lstmsym.parsing.interpret import Claim, Hole, Reader
 from lstmsym.parsing.reader import FormulaShapeError, parse
 from lstmsym.verification.diagnosis import diagnose, distance
@@ -85,6 +85,10 @@ class Judge:
                 return e
             e = substitute(e, {g: shift(self.d.closed_form(g.of.name), g.of.time) for g in olds})
         raise LstmsymError("the gradients in the formula do not reduce to step t+1")
+
+    def groups(self, e: Expr) -> list:
+        """The terms of ``e`` as written, each with its expansion into products."""
+        return [(t, self.norm.expand(t)) for t in terms(e)]
 
     # --- placeholders ----------------------------------------------------------------------------
     def points(self, fn):
@@ -303,7 +307,7 @@ def judge_claim(j: Judge, claim: Claim, text, start, seed) -> VerifyResult:
     if not equal:
         # the level whose comparison names the fewest differences
         found = [diagnose(j.norm.expand(c), j.norm.expand(d), j.wrt, level,
-                          j.reader.convention)
+                          j.reader.convention, j.groups(c), j.groups(d))
                  for level, c, d in levels]
         result.issues = min(found, key=len)
         result.counterexample = network_counterexample(
