@@ -115,7 +115,7 @@ def check_cell(cell, sizes, input_size, truncation, gradcheck=True, emit=None,
         from lstmsym.verification.numeric import DEFAULT_TRUNCATIONS, gradcheck as fd_check
         modes = ("1997",) if truncation == "1997" else DEFAULT_TRUNCATIONS
         grads = fd_check(cell, seed=0, truncations=modes,
-                         progress=(lambda text: status(text)) if status else None)
+                         progress=status)
         for v in grads:
             if emit:
                 emit(v)
