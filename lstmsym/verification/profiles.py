@@ -36,7 +36,6 @@ class Profile:
     convention: str = "column"
     names: dict = field(default_factory=dict)
     outputs: tuple = ("z", "y")
-    total_gradient: bool = True
 
     def output_of(self, name: str):
         """The state whose output gradient ∇_{name}Div ∇_h name denotes (None if not an output)."""
