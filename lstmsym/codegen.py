@@ -292,16 +292,32 @@ def generate_kernel(cell, dtype: str = "float64", command: str | None = None) ->
 
 
 def load_kernel(cell_or_name, path=None, dtype: str = "float64"):
-    """Generate (or read from ``path`` if given and present) and import a kernel module."""
+    """Generate a cell's kernel, write it to a file and import it (importlib, no exec/eval).
+
+    Arguments:
+        cell_or_name: a registered cell name or a ``Cell``.
+        path: where to write the module (default: a file named after the source's SHA-256
+            in ``<tempdir>/lstmsym-kernels``, so the same kernel is written once).
+        dtype: default dtype of the module's ``init_params``.
+
+    Returns:
+        the imported module (PARAMS, STATES, init_params, forward, backward).
+    """
+    import hashlib
     import tempfile
     from lstmsym.io import write_atomic
     cell = get_cell(cell_or_name)
     source = generate_kernel(cell, dtype)
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    stem = f"{cell.name.replace('-', '_')}_{digest}"
     if path is None:
-        directory = Path(tempfile.mkdtemp(prefix="lstmsym_kernel_"))
-        path = directory / f"{cell.name.replace('-', '_')}_kernel.py"
-    write_atomic(path, source)
-    modname = f"lstmsym_kernel_{cell.name.replace('-', '_')}_{abs(hash(source)) % 10**8}"
+        directory = Path(tempfile.gettempdir()) / "lstmsym-kernels"
+        directory.mkdir(exist_ok=True)
+        path = directory / f"{stem}.py"
+    path = Path(path)
+    if not path.exists() or path.read_text(encoding="utf-8") != source:
+        write_atomic(path, source)
+    modname = f"lstmsym_kernel_{stem}"
     spec = importlib.util.spec_from_file_location(modname, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[modname] = module

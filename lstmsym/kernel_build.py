@@ -350,7 +350,7 @@ def backward_function(plan) -> Function:
     body.append(Assign("d_out", "{}"))
     body.append(For("name", "STATES", [
         If("d_outputs.get(name) is None",
-           [Assign("d_out[name]", call("np.zeros", "(T, B, size[name])", "dtype=x.dtype"))],
+           [Assign("d_out[name]", "None")],
            [Stmt(call("check_array", 'f"d_outputs[{name!r}]"', "d_outputs[name]",
                        "(T, B, size[name])", "x.dtype")),
             Assign("d_out[name]", "d_outputs[name]")])]))
@@ -438,20 +438,21 @@ def window_function(plan, mode) -> Function:
         if g.shared is None and (g.per_step or g.name in homes):
             step.append(Assign(g.dbuffer, f"{_seq(g.dbuffer)}[t]"))
     for s in ncell.states:
-        step.append(Assign(f"d{s.name}_out", f"d{s.name}_out_seq[t] if t >= loss_start "
-                                             "else 0.0"))
+        step.append(Assign(f"d{s.name}_out", f"d{s.name}_out_seq[t] if d{s.name}_out_seq is not "
+                                             "None and t >= loss_start else None"))
     grad_lines = []
     for v in d.order:
         if v in plan.alias:
             continue
         terms = []
         for t in d.grads[v]:
-            if t.via is not None and t.via.time == 1:
+            if t.via is not None and t.via.time == 1 or isinstance(t.expr, OutGrad):
                 continue
             terms.append(rewrite(plan, t.expr))
         if v.role == "state":
             terms.append(Code(f"d{v.name}_from_next", v.shape))
         terms = collapse(plan, terms, lambda g: Product(g.dbuffer, g.weights, g.vec.shape))
+        outgrad = v.role == "state" and any(isinstance(t.expr, OutGrad) for t in d.grads[v])
         expr = add(Zero(v.shape), *terms)
         needed.append(expr)
         vias = [t.via for t in d.grads[v] if t.via is not None and t.via.time == 0]
@@ -473,6 +474,9 @@ def window_function(plan, mode) -> Function:
                 grad_lines.append(Assign(name, f"{where.dbuffer}[:, {sl}]" if sl
                                          else where.dbuffer))
         grad_lines += [Stmt(line) for line in emitter.emit(expr, name)]
+        if outgrad:
+            grad_lines.append(If(f"d{v.name}_out is not None",
+                                 [Stmt(call("np.add", name, f"d{v.name}_out", out=name))]))
         for g, k, r in plan.copies:
             if r == v and g.per_step:
                 sl = _slice(g, k)
@@ -520,12 +524,28 @@ def window_sums(plan, mode) -> list:
     pr = NumpyPrinter(names=names, window=True)
     out = [Comment("parameter and input gradients of steps floor..end, over all of them at "
                    "once"), Assign("lo, hi", "floor, end + 1")]
-    for g, k, r in plan.copies:
-        if not g.per_step:
-            sl = _slice(g, k)
-            target = f"{_seq(g.dbuffer)}[lo:hi" + (f", :, {sl}]" if sl else "]")
-            out.append(Assign(target, names(Grad(r))))
-    params = {p: [rewrite(plan, t.expr) for t in ts] for p, ts in d.params.items()}
+    # copies into the input group's buffer, adjacent columns from adjacent columns at once
+    copies = [(g, k, plan.home[r]) for g, k, r in plan.copies if not g.per_step]
+    while copies:
+        g, k, (kind, src, j) = copies.pop(0)
+        k1, j1 = k, j
+        while copies and kind == "group" and copies[0][0] is g and copies[0][1] == k1 + 1 \
+                and copies[0][2] == ("group", src, j1 + 1):
+            copies.pop(0)
+            k1, j1 = k1 + 1, j1 + 1
+        if kind == "group":
+            source = f"{_seq(src.dbuffer)}[lo:hi, :, {src.slices[j][0]}:{src.slices[j1][1]}]"
+        else:
+            source = f"{src}[lo:hi]"
+        out.append(Assign(f"{_seq(g.dbuffer)}[lo:hi, :, {g.slices[k][0]}:{g.slices[k1][1]}]",
+                          source))
+    # a parameter term equal to a stored gradient reads that gradient
+    known = {}
+    for v, ts in d.grads.items():
+        if v.role != "state" and plan.home.get(v) is not None and v not in plan.alias:
+            known[add(Zero(v.shape), *[rewrite(plan, t.expr) for t in ts])] = Grad(v)
+    params = {p: [known.get(rewrite(plan, t.expr), rewrite(plan, t.expr)) for t in ts]
+              for p, ts in d.params.items()}
     for g in plan.groups:
         wanted = [Outer(Grad(plan.resolve(q)), g.vec) for p, q in g.members]
         if not all(w in params[p.name] for w, (p, _) in zip(wanted, g.members)):
@@ -540,6 +560,21 @@ def window_sums(plan, mode) -> list:
         for k, (p, _) in enumerate(g.members):
             out.append(AugAssign(f'd_params["{p.name}"]', "+",
                                  f"d{g.weights}[{g.slices[k][0]}:{g.slices[k][1]}]"))
+    # biases: one column sum per gradient buffer, split by member
+    for g in plan.groups:
+        if g.shared is not None:
+            continue
+        owners = [(k, p) for k, (_, q) in enumerate(g.members)
+                  for p in plan.ncell.params if len(p.shape) == 1
+                  and params[p.name] == [Grad(plan.resolve(q))]]
+        if len(owners) < 2:
+            continue
+        name = f"sum_{g.dbuffer}"
+        out.append(Assign(name, f"{_seq(g.dbuffer)}[lo:hi].reshape(-1, {g.rows}).sum(axis=0)"))
+        for k, p in owners:
+            params[p.name] = []
+            out.append(AugAssign(f'd_params["{p.name}"]', "+",
+                                 f"{name}[{g.slices[k][0]}:{g.slices[k][1]}]"))
     for p in plan.ncell.params:
         terms = params[p.name]
         if not terms:
