@@ -79,7 +79,7 @@ class Activation:
         return f"Activation({self.name})"
 
 
-_Z = sympy.Symbol("z")
+_Z = sympy.Symbol("z", real=True)
 
 sigmoid = Activation(
     "sigmoid", r"\sigma", Sigmoid, deriv_output=lambda y: y * (1 - y),
