@@ -30,8 +30,7 @@ from lstmsym import kernel_runtime as runtime
 from lstmsym.cells import get_cell
 from lstmsym.cells.spec import Equation
 from lstmsym.derive import derive
-from lstmsym.expr import (Act, ActDeriv, Grad, Had, MatVec, OutGrad, Outer, Scale, Sym, add,
-                          map_children, substitute)
+from lstmsym.expr import Act, ActDeriv, Grad, MatVec, Sym, map_children
 from lstmsym.naming import code_name
 from lstmsym.printing.numpy_printer import ActDerivOut, Code
 
@@ -281,6 +280,10 @@ def generate_kernel(cell, dtype: str = "float64", command: str | None = None) ->
         dtype: default dtype of ``init_params`` ("float64" or "float32"); forward/backward
             follow the dtype of the arrays they get.
         command: the command line named in the docstring as the way to regenerate the file.
+
+    >>> source = generate_kernel("elman-tanh")
+    >>> "def backward(params, cache, d_outputs, d_final=None, truncate=None):" in source
+    True
     """
     from lstmsym.kernel_build import build_module
     from lstmsym.printing.kernel import KernelPrinter

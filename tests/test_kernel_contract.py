@@ -214,6 +214,16 @@ def test_sigmoid_is_stable():
     np.testing.assert_allclose(kernel_runtime.sigmoid(np.array([0.3])), 1 / (1 + np.exp(-0.3)))
 
 
+def test_docstring_examples_run():
+    import doctest
+    import lstmsym.codegen
+    import lstmsym.printing.kernel
+    import lstmsym.printing.numpy_printer
+    for module in (lstmsym.codegen, lstmsym.printing.kernel, lstmsym.printing.numpy_printer):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
 # ----- the command -----------------------------------------------------------------------------
 def test_codegen_command(tmp_path, capsys):
     assert main(["codegen", "gru"]) == 0

@@ -24,10 +24,8 @@ from fractions import Fraction
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
-from lstmsym.expr import (Act, ActDeriv, Add, BlockSum, Expr, Grad, Had, MatVec, Ones, OutGrad,
-                          Outer, Repeat, Scale, Sym, Zero)
+from lstmsym.expr import (Act, BlockSum, Expr, Grad, Ones, OutGrad, Repeat, Scale, Sym, Zero)
 from lstmsym.naming import code_name
-from lstmsym.ops import ReLU, Sigmoid
 
 _Z = sympy.Symbol("z")
 
@@ -108,22 +106,6 @@ class ActDerivOut(Expr):
 
 
 @dataclass(frozen=True)
-class Stacked(Expr):
-    """The sum over a stacked group of ``W_k^T g_k`` as one product ``G @ W_stack``.
-
-    ``grads`` is the name of the stacked gradient buffer (columns = the members' gradients side
-    by side), ``weights`` the name of the stacked matrix.
-    """
-
-    grads: str
-    weights: str
-    shape: tuple
-
-    def __repr__(self):
-        return f"{self.grads} @ {self.weights}"
-
-
-@dataclass(frozen=True)
 class Code(Expr):
     """A leaf already written as code (a buffer, a slice)."""
 
@@ -200,9 +182,6 @@ class NumpyPrinter:
         m = self.doprint(e.mat)
         return f"{self._paren(e.vec)} @ {m}" if e.transpose else f"{self._paren(e.vec)} @ {m}.T"
 
-    def _print_Stacked(self, e):
-        return f"{e.grads} @ {e.weights}"
-
     def _print_Product(self, e):
         return f"{e.left} @ {e.right}"
 
@@ -255,7 +234,7 @@ def _number(c: Fraction) -> str:
     return f"({c.numerator} / {c.denominator})"
 
 
-__all__ = ["NumpyPrinter", "ScalarNumPyPrinter", "ActDerivOut", "Stacked", "Code",
+__all__ = ["NumpyPrinter", "ScalarNumPyPrinter", "ActDerivOut", "Code",
            "activation_code", "derivative_code", "scalar_code"]
 
 
