@@ -269,7 +269,7 @@ def forward_function(plan) -> Function:
     body += buffers
     body += [Assign(name, call("np.empty", f"(B, {dim})", "dtype=x.dtype"))
              for dim, name in pool.made]
-    body.append(For("t", "range(T)", loop))
+    body.append(For("t", "range(T)", _drop_unused_bindings(loop, plan)))
     cache = ['"x": x'] + [f'"{_seq(st.name)}": {_seq(st.name)}' for st in ncell.states]
     cache += [f'"{_seq(v.name)}": {_seq(v.name)}' for v in stored]
     cache += [f'"{_seq(g.buffer)}": {_seq(g.buffer)}' for g in plan.groups
@@ -287,6 +287,21 @@ def forward_function(plan) -> Function:
            "    outputs: dict state name -> (T, B, H) values at t = 1..T.\n"
            "    cache: what backward needs.")
     return Function("forward", ["params", "x", "state0=None"], doc, body)
+
+
+def _drop_unused_bindings(loop, plan) -> list:
+    """Leave out the names of projection slices that no later statement reads."""
+    import re
+    names = {code_name(p) for p in plan.proj}
+    out = []
+    for k, stmt in enumerate(loop):
+        if isinstance(stmt, Assign) and stmt.target in names:
+            later = " ".join(getattr(s, "value", "") + " " + getattr(s, "target", "")
+                             for s in loop[k + 1:])
+            if not re.search(r"\b%s\b" % re.escape(stmt.target), later):
+                continue
+        out.append(stmt)
+    return out
 
 
 def _combined_adds(pair, runs) -> list:
