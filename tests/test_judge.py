@@ -245,12 +245,29 @@ def test_result_renders_in_jupyter():
     assert "counterexample" in r._repr_html_()
 
 
+def _own_gradient(cell, wrt):
+    from lstmsym.verification.judge import Judge
+    return latex(Judge(cell, wrt).derived())
+
+
 @pytest.mark.parametrize("name", [n for n in cell_names() if n != "lstm1997-blocks"])
 def test_every_cell_judges_its_own_printed_gradient_correct(name):
     cell = get_cell(name)
-    for state in cell.state_names:
-        r = verify(cell, state, latex(derive(cell).closed_form(state)))
+    for wrt in list(cell.state_names) + [x.name for x in cell.inputs]:
+        r = verify(cell, wrt, _own_gradient(cell, wrt))
         assert r.ok, str(r)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in cell_names() if n != "lstm1997-blocks"])
+def test_every_cell_judges_its_own_parameter_gradients_correct(name):
+    cell = get_cell(name)
+    for p in cell.params:
+        r = verify(cell, p.name, _own_gradient(cell, p.name))
+        assert r.ok, str(r)
+        doubled = verify(cell, p.name, "2" + _own_gradient(cell, p.name).join("()"))
+        assert not doubled.ok and doubled.issues
+        assert {i.kind for i in doubled.issues} == {"wrong coefficient"}
 
 
 PARAMS = [

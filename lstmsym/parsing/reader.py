@@ -209,6 +209,9 @@ class FormulaTransformer(Transformer):
     def group(self, meta, ch):
         return Group(_span(meta), ch[1])
 
+    def brace_group(self, meta, ch):
+        return Group(_span(meta), ch[0])
+
     def number(self, meta, ch):
         return Number(_span(meta), Fraction(str(ch[0])))
 

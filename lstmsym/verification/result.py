@@ -41,6 +41,7 @@ class VerifyResult:
     counterexample: dict | None = None
     note: str = ""
     method: str = "exact"
+    basis: bool = False     # the proof needed the gradients at t rewritten through t+1
     seconds: float = 0.0
 
     @property
@@ -71,9 +72,11 @@ class VerifyResult:
     def proof(self) -> str:
         if self.method == "exact":
             sizes = ", ".join(f"{k} = {v}" for k, v in sorted(self.sizes.items()))
+            grads = ("gradients at t written through those at t+1" if self.basis else
+                     "gradients of states as independent symbols")
             return (f"both sides expanded entrywise at {sizes} with scalar symbols (σ, tanh as "
-                    "functions, gates by their forward equations, gradients at t written "
-                    "through those at t+1): claimed − derived = 0 in every entry")
+                    f"functions, gates by their forward equations, {grads}): "
+                    "claimed − derived = 0 in every entry")
         return self.method
 
     # --- rendering -------------------------------------------------------------------------
