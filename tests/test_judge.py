@@ -64,7 +64,7 @@ def test_hand_written_formulas_are_correct(wrt, text):
     GRAD_C.replace(r"\nabla_{h_t}Div \circ o_t", "(" + GRAD_H + r") \circ o_t")
     .replace(r" + \nabla_{h_t}Div \circ \tanh(C_t)",
              " + (" + GRAD_H + r") \circ \tanh(C_t)"),
-])
+], ids=["factorised", "sigma(1-sigma), reordered", "written through t+1"])
 def test_right_but_different_is_accepted(text):
     assert v(text).ok
 
