@@ -488,10 +488,16 @@ def window_function(plan, mode) -> Function:
                 sl = _slice(where, k)
                 grad_lines.append(Assign(name, f"{where.dbuffer}[:, {sl}]" if sl
                                          else where.dbuffer))
-        grad_lines += [Stmt(line) for line in emitter.emit(expr, name)]
-        if outgrad:
+        atom = emitter.atom(expr)
+        if outgrad and atom is not None:     # one pass either way
             grad_lines.append(If(f"d{v.name}_out is not None",
-                                 [Stmt(call("np.add", name, f"d{v.name}_out", out=name))]))
+                                 [Stmt(call("np.add", atom, f"d{v.name}_out", out=name))],
+                                 [Stmt(call("np.copyto", name, atom))]))
+        else:
+            grad_lines += [Stmt(line) for line in emitter.emit(expr, name)]
+            if outgrad:
+                grad_lines.append(If(f"d{v.name}_out is not None",
+                                     [Stmt(call("np.add", name, f"d{v.name}_out", out=name))]))
         for g, k, r in plan.copies:
             if r == v and g.per_step:
                 sl = _slice(g, k)
