@@ -377,7 +377,7 @@ def backward_function(plan) -> Function:
         Stmt(call("check_array", 'f"d_final[{name!r}]"', "d_final[name]",
                   "(B, size[name])", "x.dtype"))])]))
     body.append(Assign("d_params", "{name: np.zeros_like(params[name]) for name in PARAMS}"))
-    body.append(Assign("d_x", "np.zeros_like(x)"))
+    body.append(Assign("d_x", "np.zeros(x.shape, dtype=x.dtype)"))
     body.append(Assign("d_state0", "{name: np.zeros((B, size[name]), dtype=x.dtype) "
                                    "for name in STATES}"))
     body.append(Comment("gradient buffers of the stacked projections and of the deltas that the "
@@ -401,7 +401,7 @@ def backward_function(plan) -> Function:
     body.append(For("end, loss_start, floor", "passes", [
         Assign("final", "d_final if end == T - 1 else None"),
         Stmt(call("backward_window", "params", "cache", "d_out", "final", "work",
-                  "(end, loss_start, floor)", "(d_params, d_x, d_state0)"))]))
+                  "(end, loss_start, floor, len(passes) == 1)", "(d_params, d_x, d_state0)"))]))
     body.append(Return("d_params, d_x, d_state0"))
     doc = ("Back-propagate through the sequence of the last forward call.\n\n"
            "Arguments:\n"
@@ -423,7 +423,7 @@ def window_function(plan, mode) -> Function:
     ncell, d = plan.ncell, plan.derivations[mode]
     step_names = Names(plan, window=False)
     pr = NumpyPrinter(names=step_names)
-    body = [Assign("x", 'cache["x"]'), Assign("end, loss_start, floor", "span"),
+    body = [Assign("x", 'cache["x"]'), Assign("end, loss_start, floor, only_pass", "span"),
             Assign("d_params, d_x, d_state0", "grads")]
     body.append(Assign("T, B, sizes", call("check_inputs", "params", "x", "None")))
     body += _dims(plan) + _params(plan) + _stacks(plan)
@@ -606,10 +606,20 @@ def window_sums(plan, mode) -> list:
         out.append(AugAssign(f'd_params["{p.name}"]', "+", value))
     for x in plan.ncell.inputs:
         terms = [rewrite(plan, t.expr) for t in d.inputs[x.name]]
-        terms = collapse(plan, terms,
-                         lambda g: call("seq_matmul", f"{_seq(g.dbuffer)}[lo:hi]", g.weights))
-        if terms:
-            out.append(AugAssign("d_x[lo:hi]", "+", pr.doprint(add(Zero(x.shape), *terms))))
+        stacked = []
+        terms = collapse(plan, terms, lambda g: stacked.append(g) or call(
+            "seq_matmul", f"{_seq(g.dbuffer)}[lo:hi]", g.weights))
+        if not terms:
+            continue
+        accumulate = AugAssign("d_x[lo:hi]", "+", pr.doprint(add(Zero(x.shape), *terms)))
+        if len(terms) == 1 and stacked:
+            # the only backward pass: d_x is still zero, so the GEMM writes it directly
+            g = stacked[0]
+            out.append(If("only_pass and lo == 0", [Stmt(call(
+                "np.matmul", f"{_seq(g.dbuffer)}.reshape(-1, {g.rows})", g.weights,
+                out=f"d_x.reshape(-1, {x.shape[0]})"))], [accumulate]))
+        else:
+            out.append(accumulate)
     return out
 
 

@@ -103,6 +103,20 @@ def test_float32_agrees_with_float64(name):
         np.testing.assert_allclose(g32[0][n], g64[0][n], rtol=2e-3, atol=2e-4)
 
 
+@pytest.mark.parametrize("name", ["lstm", "gru-torch", "lstm1997-blocks"])
+def test_non_contiguous_inputs_give_the_same_results(name):
+    k = kernel(name)
+    p = k.init_params(3, 4, seed=4)
+    x = np.random.default_rng(4).normal(size=(5, 2, 3))
+    d_out = {"h": np.ones((5, 2, 4))}
+    expect = k.backward(p, k.forward(p, x)[1], d_out)
+    for other in (np.asfortranarray(x), np.swapaxes(np.swapaxes(x, 0, 1).copy(), 0, 1)):
+        got = k.backward(p, k.forward(p, other)[1], d_out)
+        np.testing.assert_array_equal(got[1], expect[1])
+        for n in p:
+            np.testing.assert_array_equal(got[0][n], expect[0][n])
+
+
 def test_init_params_seeded_and_1997_output_gate_bias():
     k = kernel("lstm1997")
     a, b, c = k.init_params(3, 4, seed=5), k.init_params(3, 4, seed=5), k.init_params(3, 4)
