@@ -49,6 +49,12 @@ def block_sum(v, k):
     return v.reshape(v.shape[:-1] + (v.shape[-1] // k, k)).sum(axis=-1)
 
 
+def blocks(v, k):
+    """A (B, n) array seen as (B, n // k, k) blocks: always a view of the same memory."""
+    s0, s1 = v.strides
+    return np.lib.stride_tricks.as_strided(v, (v.shape[0], v.shape[1] // k, k), (s0, k * s1, s1))
+
+
 def outer_sum(g, v):
     """sum over time and batch of g v^T, for (T, B, m) and (T, B, n) arrays: one GEMM."""
     return g.reshape(-1, g.shape[-1]).T @ v.reshape(-1, v.shape[-1])
@@ -153,5 +159,5 @@ def windows(T, k1, k2):
             for start in range(0, T, k1)]
 
 
-HELPERS = (init_params, sigmoid, block_sum, outer_sum, seq_matmul, sizes_of, check_array, check_inputs,
+HELPERS = (init_params, sigmoid, block_sum, blocks, outer_sum, seq_matmul, sizes_of, check_array, check_inputs,
            parse_truncate, windows)

@@ -257,3 +257,55 @@ def test_codegen_bad_input(tmp_path, capsys):
     assert main(["codegen", "lstm", "-o", str(tmp_path / "missing" / "k.py")]) == 2
     assert "cannot write" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+# ----- fast by construction (issue 4 item 2), read off the generated code -------------------------
+IN_PLACE = ("copyto", "blocks")     # a copy into a buffer; a view of a buffer
+
+
+def _loops(tree, function):
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function)
+    return [n for n in ast.walk(fn) if isinstance(n, ast.For) and
+            isinstance(n.target, ast.Name) and n.target.id == "t"]
+
+
+def _calls(node):
+    body = node.body if isinstance(node, ast.For) else [node]
+    return [n for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Call)]
+
+
+def _name(call):
+    f = call.func
+    return f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_fast_structure(name):
+    from lstmsym.codegen import plan_kernel
+    plan = plan_kernel(name)
+    tree = ast.parse(generate_kernel(name))
+    per_step = [g for g in plan.groups if g.per_step]
+    (forward_loop,) = _loops(tree, "forward")
+    # one recurrent GEMM per step and group (the gates stacked), every call writes in place
+    assert sum(_name(c) == "matmul" for c in _calls(forward_loop)) == len(per_step)
+    for c in _calls(forward_loop):
+        assert _name(c) not in ("empty", "zeros", "concatenate", "seq_matmul", "outer_sum")
+        assert any(k.arg == "out" for k in c.keywords) or _name(c) in IN_PLACE, \
+            ast.unparse(c)
+    # the input projections of all timesteps: one GEMM before the loop
+    forward = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
+    assert sum(_name(c) == "seq_matmul" for c in _calls(forward)) == \
+        sum(1 for g in plan.groups if not g.per_step)
+    for mode in ("exact", "1997"):
+        (loop,) = _loops(tree, f"backward_window_{mode}")
+        for c in _calls(loop):
+            assert _name(c) not in ("empty", "zeros", "concatenate", "outer_sum", "seq_matmul"), \
+                ast.unparse(c)
+            assert any(k.arg == "out" for k in c.keywords) or _name(c) in IN_PLACE, \
+                ast.unparse(c)
+        window = next(n for n in tree.body if isinstance(n, ast.FunctionDef)
+                      and n.name == f"backward_window_{mode}")
+        # matrix parameters: one GEMM per group over all steps of the window
+        matrices = [p for p in get_cell(name).params if len(p.shape) == 2]
+        assert 0 < sum(_name(c) == "outer_sum" for c in _calls(window)) <= len(matrices)
+        assert "for b in" not in ast.unparse(window)

@@ -383,28 +383,98 @@ class UfuncEmitter:
         return [f"np.matmul({e.left}, {e.right}, out={dest})"]
 
     def _emit_Act(self, e, dest):
-        lines, held = [], []
+        lines = []
         a = self.atom(e.arg)
         if a is None:
             lines += self._emit(e.arg, dest)
             a = dest
-        if e.fn.name == "sigmoid":
-            lines.append(f"sigmoid({a}, out={dest})")
-        elif e.fn.name == "tanh":
-            lines.append(f"np.tanh({a}, out={dest})")
-        elif e.fn.name == "relu":
-            lines.append(f"np.maximum({a}, 0, out={dest})")
-        else:
-            lines.append(f"{dest}[...] = {activation_code(e.fn, a)}")
-        return lines
+        inplace = {"sigmoid": "sigmoid", "tanh": "np.tanh"}
+        if e.fn.name in inplace:
+            return lines + [f"{inplace[e.fn.name]}({a}, out={dest})"]
+        if e.fn.name == "relu":
+            return lines + [f"np.maximum({a}, 0, out={dest})"]
+        affine = _affine_in_primitive(e.fn.scalar(_Z))
+        if affine is not None:      # c1 P(z) + c0 with P = sigmoid or tanh (g, h of 1997)
+            prim, c1, c0 = affine
+            lines.append(f"{inplace[prim]}({a}, out={dest})")
+            if c1 != 1:
+                lines.append(f"np.multiply({dest}, {_float(c1)}, out={dest})")
+            if c0 != 0:
+                lines.append(f"np.add({dest}, {_float(c0)}, out={dest})")
+            return lines
+        return lines + [f"{dest}[...] = {activation_code(e.fn, a)}"]
 
     def _emit_ActDerivOut(self, e, dest):
         y = self.atom(e.out)
-        if y is None or e.fn.name not in ("sigmoid", "tanh"):
-            return [f"{dest}[...] = {self.pr.doprint(e)}"]
-        if e.fn.name == "sigmoid":       # y (1 - y)
+        if y is not None and e.fn.name == "sigmoid":       # y (1 - y)
             return [f"np.subtract(1.0, {y}, out={dest})", f"np.multiply({dest}, {y}, out={dest})"]
-        return [f"np.multiply({y}, {y}, out={dest})", f"np.subtract(1.0, {dest}, out={dest})"]
+        if y is not None and e.fn.name == "tanh":          # 1 - y^2
+            return [f"np.multiply({y}, {y}, out={dest})", f"np.subtract(1.0, {dest}, out={dest})"]
+        coeffs = _polynomial(e.fn.deriv_output(sympy.Symbol("y"))) if y is not None else None
+        if not coeffs:
+            return [f"{dest}[...] = {self.pr.doprint(e)}"]
+        # Horner: (((c_n y + c_{n-1}) y + ...) y + c_0)
+        lines = [f"np.multiply({y}, {_float(coeffs[0])}, out={dest})"]
+        for c in coeffs[1:-1]:
+            if c != 0:
+                lines.append(f"np.add({dest}, {_float(c)}, out={dest})")
+            lines.append(f"np.multiply({dest}, {y}, out={dest})")
+        if coeffs[-1] != 0:
+            lines.append(f"np.add({dest}, {_float(coeffs[-1])}, out={dest})")
+        return lines
+
+    def _emit_ActDeriv(self, e, dest):
+        a = self.atom(e.arg)
+        if a is not None and e.fn.name == "relu":
+            return [f"np.heaviside({a}, 0, out={dest})"]
+        return [f"{dest}[...] = {self.pr.doprint(e)}"]
+
+    def _emit_Repeat(self, e, dest):
+        # each block entry broadcast to its k cells, written into dest's blocks
+        lines, held = [], []
+        a = self._operand(e.arg, lines, held)
+        lines.append(f"np.copyto(blocks({dest}, {e.k}), {a}[:, :, None])")
+        self._release(held)
+        return lines
+
+    def _emit_BlockSum(self, e, dest):
+        lines, held = [], []
+        a = self._operand(e.arg, lines, held)
+        lines.append(f"np.sum(blocks({a}, {e.k}), axis=-1, out={dest})")
+        self._release(held)
+        return lines
+
+
+def _float(c) -> str:
+    return repr(float(c))
+
+
+def _affine_in_primitive(expr):
+    """(primitive, c1, c0) if expr = c1 P(z) + c0 with P sigmoid or tanh, else None."""
+    from lstmsym.ops import Sigmoid
+    for prim, fn in (("sigmoid", Sigmoid), ("tanh", sympy.tanh)):
+        p = sympy.Dummy("p")
+        e = sympy.expand(expr.subs(fn(_Z), p))
+        if e.has(_Z) or not e.has(p):
+            continue
+        poly = sympy.Poly(e, p)
+        if poly.degree() == 1 and all(c.is_number for c in poly.all_coeffs()):
+            c1, c0 = poly.all_coeffs()
+            return prim, c1, c0
+    return None
+
+
+def _polynomial(expr):
+    """Coefficients (highest first) if expr is a polynomial in y with numeric coefficients."""
+    y = sympy.Symbol("y")
+    try:
+        poly = sympy.Poly(sympy.expand(expr), y)
+    except sympy.PolynomialError:
+        return None
+    coeffs = poly.all_coeffs()
+    if len(coeffs) < 2 or not all(c.is_number for c in coeffs):
+        return None
+    return coeffs
 
 
 __all__ += ["Product", "ScratchPool", "UfuncEmitter"]
