@@ -41,8 +41,10 @@ DTYPES = ("float64", "float32")
 def _leaf_name(e) -> str:
     if isinstance(e, Sym):
         return code_name(e)
-    names = [code_name(s) for s in sorted(e.syms(), key=lambda s: (s.name, s.time))
-             if s.role != "param"]
+    names = []      # in the order they are written: r * h_prev -> r_h_prev
+    for n in e.walk():
+        if isinstance(n, Sym) and n.role != "param" and code_name(n) not in names:
+            names.append(code_name(n))
     return "_".join(names) or "arg"
 
 
