@@ -189,6 +189,7 @@ def plan_kernel(cell) -> Plan:
     plan = Plan(cell, ncell, display, derivations, groups, proj, act_out, alias, {}, [], set(),
                 set(), dict(cell.dims))
     plan.resolve = resolve
+    plan.act_slot = {}          # activation output -> (group, slot) it lives in (kernel_build)
     plan.parent = display
     # homes of gradients: per-step groups first (their GEMM needs them inside the step)
     for g in sorted(groups, key=lambda g: not g.per_step):

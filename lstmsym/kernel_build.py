@@ -59,8 +59,8 @@ class Names:
             return f"{s.name}[lo:hi]"
         if s.role == "state":
             return f"{s.name}_seq[lo:hi]" if s.time == -1 else f"{s.name}_seq[lo + 1:hi + 1]"
-        if s.at(0) in plan.proj:
-            g, k = plan.proj[s.at(0)]
+        if s.at(0) in plan.proj or s.at(0) in plan.act_slot:
+            g, k = plan.proj.get(s.at(0)) or plan.act_slot[s.at(0)]
             sl = _slice(g, k)
             return f"{_seq(g.buffer)}[lo:hi" + (f", :, {sl}]" if sl else "]")
         return f"{s.name}_seq[lo:hi]"
@@ -70,8 +70,8 @@ def _binding(plan, s: Sym):
     """The statement that binds a forward value inside a backward step."""
     if s.role == "state":
         return Assign(code_name(s), f"{s.name}_seq[t]" if s.time == -1 else f"{s.name}_seq[t + 1]")
-    if s in plan.proj:
-        g, k = plan.proj[s]
+    if s in plan.proj or s in plan.act_slot:
+        g, k = plan.proj.get(s) or plan.act_slot[s]
         sl = _slice(g, k)
         return Assign(code_name(s), f"{_seq(g.buffer)}[t" + (f", :, {sl}]" if sl else "]"))
     return Assign(code_name(s), f"{s.name}_seq[t]")
@@ -103,13 +103,16 @@ def _params(plan) -> list:
     return [Assign(p.name, f'params["{p.name}"]') for p in plan.ncell.params]
 
 
-def _stacks(plan) -> list:
+def _stacks(plan, halved=None) -> list:
+    """The stacked matrices; ``halved`` maps a group name to the members scaled by 0.5."""
     out = []
     for g in plan.groups:
         if len(g.members) > 1:
-            out.append(Assign(g.weights, call("np.concatenate",
-                                              "[" + ", ".join(p.name for p, _ in g.members)
-                                              + "]", "axis=0")))
+            half = (halved or {}).get(g.name, ())
+            out.append(Assign(g.weights, call(
+                "np.concatenate", "[" + ", ".join(("0.5 * " if k in half else "") + p.name
+                                                  for k, (p, _) in enumerate(g.members))
+                + "]", "axis=0")))
     return out
 
 
@@ -184,17 +187,92 @@ def _combine(plan):
     return (hg, xg), runs, removed
 
 
+def wide_activations(plan):
+    """Gates whose activation runs in place in the stacked recurrent buffer, all at once.
+
+    A slot k of the combined recurrent group (``_combine``) qualifies when its pre-activation
+    is exactly recurrent projection + input projection (+ bias) and feeds only
+    ``v = sigmoid(u)`` or ``v = tanh(u)``. Then one ``np.tanh`` over the stacked buffer computes
+    every such gate, with sigmoid(z) = 0.5 tanh(z / 2) + 0.5: the sigmoid rows of the stacked
+    matrices and biases are halved once per call (exact: a power of two), and 0.5 y + 0.5 is
+    applied to the sigmoid columns after. The output v lives in its slot, where the backward
+    pass reads it. Returns ``(pair, runs, removed, fused, slots)`` with
+    slots: k -> (activation name, v); also sets ``plan.act_slot`` (v -> (group, k)).
+    """
+    if getattr(plan, "wide", None) is not None:
+        return plan.wide
+    pair, runs, removed = _combine(plan)
+    fused = _fused_preactivations(plan)
+    slots = {}
+    if pair:
+        hg, xg = pair
+        combined = {k for k0, k1, _ in runs for k in range(k0, k1 + 1)}
+        stackable = len(hg.members) > 1 and len(xg.members) > 1
+        for eq in plan.ncell.equations:
+            e, v = eq.expr, eq.target
+            if not (isinstance(e, Act) and e.fn.name in ("sigmoid", "tanh") and v.role == "var"
+                    and e.arg in fused and e.arg in removed and isinstance(fused[e.arg], Add)):
+                continue
+            rest = [a for a in fused[e.arg].args if a not in removed[e.arg]]
+            if len(rest) != 1 or plan.proj.get(rest[0], (None,))[0] is not hg:
+                continue
+            k = plan.proj[rest[0]][1]
+            if k in combined and (e.fn.name == "tanh" or stackable):
+                slots[k] = (e.fn.name, v)
+        plan.act_slot = {v: (hg, k) for k, (_, v) in slots.items()}
+        if any(v in plan.stored for v in plan.act_slot):
+            plan.stored_groups.add(hg.name)
+            plan.stored -= set(plan.act_slot)
+    plan.wide = (pair, runs, removed, fused, slots)
+    return plan.wide
+
+
+def _ranges(keys) -> list:
+    """Maximal runs (k0, k1) of consecutive integers."""
+    out = []
+    for k in sorted(keys):
+        if out and out[-1][1] == k - 1:
+            out[-1] = (out[-1][0], k)
+        else:
+            out.append((k, k))
+    return out
+
+
+def _wide_lines(plan, slots) -> list:
+    """The activations of the qualifying slots, in place in the stacked buffer."""
+    (hg, _), pr = plan.wide[0], NumpyPrinter()
+
+    def cols(k0, k1):
+        whole = k0 == 0 and k1 == len(hg.members) - 1
+        return hg.buffer if whole else f"{hg.buffer}[:, {hg.slices[k0][0]}:{hg.slices[k1][1]}]"
+
+    out = [Comment("these gates at once; sigmoid(z) = 0.5 * np.tanh(0.5 * z) + 0.5 (rows "
+                   "halved above):\n" + "\n".join(
+                       f"{code_name(v)} = {pr.doprint(_original(plan, v))}"
+                       for _, v in (slots[k] for k in sorted(slots))))]
+    for k0, k1 in _ranges(slots):
+        out.append(Stmt(call("np.tanh", cols(k0, k1), out=cols(k0, k1))))
+    for k0, k1 in _ranges(k for k in slots if slots[k][0] == "sigmoid"):
+        out.append(Stmt(call("np.multiply", cols(k0, k1), "0.5", out=cols(k0, k1))))
+        out.append(Stmt(call("np.add", cols(k0, k1), "0.5", out=cols(k0, k1))))
+    for k in sorted(slots):
+        out.append(Assign(code_name(slots[k][1]), cols(k, k)))
+    return out
+
+
 def forward_function(plan) -> Function:
     ncell = plan.ncell
     pr = NumpyPrinter(names=Names(plan, window=False))
     pool = ScratchPool("work")
     emitter = UfuncEmitter(pr, pool)
-    fused = _fused_preactivations(plan)
-    pair, runs, removed = _combine(plan)
+    pair, runs, removed, fused, slots = wide_activations(plan)
+    halves = {k for k in slots if slots[k][0] == "sigmoid"}
+    halved = {pair[0].name: halves, pair[1].name: halves} if halves else {}
     body = [Assign("T, B, sizes", call("check_inputs", "params", "x", "state0"))]
     body += _dims(plan) + _params(plan)
-    body.append(Comment("stacked matrices: one product per group of projections of one vector"))
-    body += _stacks(plan) + _bias_stacks(pair, runs)
+    body.append(Comment("stacked matrices: one product per group of projections of one vector"
+                        + (" (rows of sigmoid gates halved)" if halves else "")))
+    body += _stacks(plan, halved) + _bias_stacks(pair, runs, halves)
     body.append(Comment("states for t = 0..T (index 0 is the initial state)"))
     for st in ncell.states:
         size = _size(st.shape)
@@ -216,6 +294,8 @@ def forward_function(plan) -> Function:
         if not g.per_step:
             body.append(Comment(f"projections of {g.name} for all timesteps: one GEMM"))
             body.append(Assign(_seq(g.buffer), call("seq_matmul", g.vec.name, f"{g.weights}.T")))
+            if pair and g is pair[1]:
+                body += _bias_adds(pair, runs)
         elif g.name in plan.stored_groups:
             body.append(Assign(_seq(g.buffer), call("np.empty", f"(T, B, {g.rows})",
                                                      "dtype=x.dtype")))
@@ -225,7 +305,7 @@ def forward_function(plan) -> Function:
     done = set()
     for eq in ncell.equations:
         v = eq.target
-        if v in fused:
+        if v in fused or v in plan.act_slot:
             continue
         if v in plan.proj:
             g, k = plan.proj[v]
@@ -242,6 +322,8 @@ def forward_function(plan) -> Function:
                                       out=g.buffer)))
                 if pair and g is pair[0]:
                     loop += _combined_adds(pair, runs)
+                    if slots:
+                        loop += _wide_lines(plan, slots)
             loop.append(Assign(code_name(v), f"{g.buffer}[:, {sl}]" if sl else g.buffer))
             continue
         expr = eq.expr
@@ -292,7 +374,7 @@ def forward_function(plan) -> Function:
 def _drop_unused_bindings(loop, plan) -> list:
     """Leave out the names of projection slices that no later statement reads."""
     import re
-    names = {code_name(p) for p in plan.proj}
+    names = {code_name(p) for p in (*plan.proj, *plan.act_slot)}
     out = []
     for k, stmt in enumerate(loop):
         if isinstance(stmt, Assign) and stmt.target in names:
@@ -306,16 +388,30 @@ def _drop_unused_bindings(loop, plan) -> list:
 
 def _combined_adds(pair, runs) -> list:
     hg, xg = pair
-    out = [Comment("the input projections and biases of these pre-activations, added at once")]
-    for k0, k1, biases in runs:
+    out = [Comment("the input projections (biases included) of these pre-activations, added "
+                   "at once")]
+    for k0, k1, _ in runs:
         lo, hi = hg.slices[k0][0], hg.slices[k1][1]
         whole = k0 == 0 and k1 == len(hg.members) - 1
         dest = hg.buffer if whole else f"{hg.buffer}[:, {lo}:{hi}]"
         xs = f"{_seq(xg.buffer)}[t]" if whole and xg.rows == hg.rows else \
             f"{_seq(xg.buffer)}[t, :, {lo}:{hi}]"
         out.append(Stmt(call("np.add", dest, xs, out=dest)))
-        if biases:
-            out.append(Stmt(call("np.add", dest, _bias_stack_name(hg, k0, k1), out=dest)))
+    return out
+
+
+def _bias_adds(pair, runs) -> list:
+    """The biases of the combined pre-activations, added to the input projections of all
+    timesteps once, before the loop."""
+    hg, xg = pair
+    out = []
+    for k0, k1, biases in runs:
+        if not biases:
+            continue
+        lo, hi = hg.slices[k0][0], hg.slices[k1][1]
+        whole = k0 == 0 and k1 == len(hg.members) - 1 and xg.rows == hg.rows
+        dest = _seq(xg.buffer) if whole else f"{_seq(xg.buffer)}[:, :, {lo}:{hi}]"
+        out.append(Stmt(call("np.add", dest, _bias_stack_name(hg, k0, k1), out=dest)))
     return out
 
 
@@ -323,12 +419,13 @@ def _bias_stack_name(hg, k0, k1) -> str:
     return f"b_{hg.name}_stack" + ("" if k0 == 0 and k1 == len(hg.members) - 1 else f"_{k0}_{k1}")
 
 
-def _bias_stacks(pair, runs) -> list:
+def _bias_stacks(pair, runs, halves=()) -> list:
     out = []
     for k0, k1, biases in runs:
         if biases:
-            value = biases[0].name if len(biases) == 1 else call(
-                "np.concatenate", "[" + ", ".join(b.name for b in biases) + "]")
+            names = [("0.5 * " if k0 + j in halves else "") + b.name for j, b in enumerate(biases)]
+            value = names[0] if len(names) == 1 else call(
+                "np.concatenate", "[" + ", ".join(names) + "]")
             out.append(Assign(_bias_stack_name(pair[0], k0, k1), value))
     return out
 
