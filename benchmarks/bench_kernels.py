@@ -22,6 +22,10 @@ of the loss <dh, h> w.r.t. every parameter and x) of
 
 The three run interleaved (rotating order) after a warm-up; each time is the median of
 ``--repeats`` runs, with NumPy's BLAS (threadpoolctl) and torch both limited to ``--threads``.
+Before each timed run the benchmark sleeps ``--pause`` seconds (0.3, untimed): OpenBLAS's and
+torch's OpenMP worker threads busy-wait for a while after a call, and on a 2-core machine a
+contender started right after the other library ran several times slower (measured here: torch
+LSTM float32 at (16,512,512,50) 45 ms alone, 138 ms right after the NumPy GEMMs).
 "spread" is the interquartile range over the median of each contender's runs: a large spread
 means the machine was busy and the ratios are uncertain.
 
@@ -136,7 +140,7 @@ def floor_runner(cell, dtype, B, I, H, T, seed=0):
 
 # --- timing -----------------------------------------------------------------------------------
 
-def time_interleaved(runners: dict, repeats: int, warmup: int = 2) -> dict:
+def time_interleaved(runners: dict, repeats: int, warmup: int = 2, pause: float = 0.3) -> dict:
     """name -> (median total, median forward, median backward, spread) in seconds; spread is
     the interquartile range of the totals over their median (how noisy the machine was)."""
     names = list(runners)
@@ -150,6 +154,7 @@ def time_interleaved(runners: dict, repeats: int, warmup: int = 2) -> dict:
         for r in range(repeats):
             for j in range(len(names)):
                 n = names[(r + j) % len(names)]
+                time.sleep(pause)  # let the previous library's worker threads stop spinning
                 samples[n].append(runners[n]())
     finally:
         if gc_was:
@@ -325,6 +330,8 @@ def main(argv=None):
     ap.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=list(DTYPES))
     ap.add_argument("--repeats", type=int, default=None, help="timed runs per contender (9)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pause", type=float, default=0.3,
+                    help="untimed seconds before each run, so no other library's threads spin")
     ap.add_argument("--quick", action="store_true", help="first size only, 3 repeats")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     ap.add_argument("--kernel", action="append", metavar="CELL=FILE.py",
@@ -339,7 +346,8 @@ def main(argv=None):
     limits = set_threads(args.threads)  # noqa: F841  (held for the whole run)
     print("# bench_kernels: generated kernel vs torch vs GEMM floor, forward + backward")
     print("\n".join(machine_lines(args.threads)))
-    print(f"median of {repeats} interleaved runs after 2 warm-ups; times in ms\n")
+    print(f"median of {repeats} interleaved runs after 2 warm-ups, {args.pause} s pause before "
+          "each; times in ms\n")
     header = ("| cell | dtype | B, I, H, T | kernel (fwd+bwd) | torch | GEMM floor | kernel/torch "
               "| kernel/floor | floor/torch | spread k/t/f | peak MiB kernel / torch (RSS) | tracemalloc / "
               "saved MiB | targets |")
@@ -354,7 +362,7 @@ def main(argv=None):
                 runners = {"kernel": kernel_runner(kernel, params, x, dh),
                            "torch": torch_runner(cell, params, x, dh),
                            "floor": floor_runner(cell, dtype, B, I, H, T)}
-                res = time_interleaved(runners, repeats)
+                res = time_interleaved(runners, repeats, pause=args.pause)
                 k, t, f = (res[n][0] for n in ("kernel", "torch", "floor"))
                 mem = "-"
                 extra = "-"
