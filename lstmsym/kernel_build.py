@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import numpy  # noqa: F401  (the kernel's only dependency; imported here to fail early)
 
-from lstmsym.expr import Act, Add, Grad, OutGrad, Outer, Sym, Zero, add
+from lstmsym.expr import Act, Add, Grad, Had, OutGrad, Outer, Sym, Zero, add
 from lstmsym.naming import code_name
 from lstmsym.printing.kernel import (AugAssign, Assign, Comment, For, Function, If, Module,
                                      Raise, Return, Source, call)
 from lstmsym.printing.kernel import Expr as Stmt
-from lstmsym.printing.numpy_printer import (Code, NumpyPrinter, Product, ScratchPool,
-                                            UfuncEmitter)
+from lstmsym.printing.numpy_printer import (ActDerivOut, Code, NumpyPrinter, Product,
+                                            ScratchPool, UfuncEmitter)
 
 MODES = {None: "exact", "1997": "1997"}
 
@@ -515,6 +515,75 @@ def backward_function(plan) -> Function:
                                  "truncate=None"], doc, body)
 
 
+def wide_backward(plan, mode) -> dict:
+    """The gate deltas of the wide slots (``wide_activations``) computed at once in a step.
+
+    Slot k with output v = f(u) qualifies when u's gradient is exactly f'(v) o dv, lives in
+    slot k of the recurrent group's gradient buffer and nothing else in the step reads it
+    (the stacked carry GEMM reads the whole buffer after the deltas). Returns
+    k -> (activation name, v, u); the dv then sit side by side in one (B, rows) buffer.
+    """
+    from lstmsym.codegen import collapse, rewrite
+    pair, _, _, _, slots = wide_activations(plan)
+    if not slots:
+        return {}
+    hg, d = pair[0], plan.derivations[mode]
+    if hg.name not in plan.stored_groups or hg.shared is not None:
+        return {}
+    out = {}
+    for k, (fn, v) in slots.items():
+        u = plan.resolve(hg.members[k][1])
+        terms = [rewrite(plan, t.expr) for t in d.grads.get(u, ())]
+        want = {ActDerivOut(_act(fn), v), Grad(v)}
+        if (len(terms) == 1 and isinstance(terms[0], Had) and set(terms[0].args) == want
+                and plan.home.get(u) == ("group", hg, k) and v not in plan.home
+                and v not in plan.alias):
+            out[k] = (fn, v, u)
+    gone = {u for _, _, u in out.values()}
+    readers = []            # what the step reads besides the deltas themselves
+    for w in d.order:
+        if w not in plan.alias and w not in gone:
+            readers += [rewrite(plan, t.expr) for t in d.grads[w]
+                        if not (t.via is not None and t.via.time == 1)]
+    for ts in d.carry.values():     # the stacked carry GEMM reads the buffer after the deltas
+        readers += collapse(plan, [rewrite(plan, t.expr) for t in ts],
+                            lambda g: Code(g.dbuffer, g.vec.shape))
+    if any(isinstance(n, Grad) and n.of.at(0) in gone for e in readers for n in e.walk()):
+        return {}
+    return out
+
+
+def _act(name):
+    from lstmsym import ops
+    return getattr(ops, name)
+
+
+def _wide_backward_lines(plan, wide) -> list:
+    """f'(v) o dv for the wide slots: y y, then y - y y (sigmoid) or 1 - y y (tanh)."""
+    hg, pr = plan.wide[0][0], NumpyPrinter()
+
+    def cols(buf, k0, k1):
+        whole = k0 == 0 and k1 == len(hg.members) - 1
+        return buf if whole else f"{buf}[:, {hg.slices[k0][0]}:{hg.slices[k1][1]}]"
+
+    dact = f"d{hg.name}_act"
+    out = [Comment("the deltas of these gates at once, y the gate output:\n"
+                   "sigmoid'(z) = y - y * y, tanh'(z) = 1 - y * y\n" + "\n".join(
+                       f"{code_name(v)} = {pr.doprint(_original(plan, v))}"
+                       for _, v, _ in (wide[k] for k in sorted(wide))))]
+    for k0, k1 in _ranges(wide):
+        y, dz = cols(hg.buffer, k0, k1), cols(hg.dbuffer, k0, k1)
+        out.append(Stmt(call("np.multiply", y, y, out=dz)))
+    for fn in ("sigmoid", "tanh"):
+        for k0, k1 in _ranges(k for k in wide if wide[k][0] == fn):
+            y, dz = cols(hg.buffer, k0, k1), cols(hg.dbuffer, k0, k1)
+            out.append(Stmt(call("np.subtract", y if fn == "sigmoid" else "1.0", dz, out=dz)))
+    for k0, k1 in _ranges(wide):
+        dz = cols(hg.dbuffer, k0, k1)
+        out.append(Stmt(call("np.multiply", dz, cols(dact, k0, k1), out=dz)))
+    return out
+
+
 def window_function(plan, mode) -> Function:
     from lstmsym.codegen import collapse, rewrite
     ncell, d = plan.ncell, plan.derivations[mode]
@@ -552,9 +621,17 @@ def window_function(plan, mode) -> Function:
     for s in ncell.states:
         step.append(Assign(f"d{s.name}_out", f"d{s.name}_out_seq[t] if d{s.name}_out_seq is not "
                                              "None and t >= loss_start else None"))
+    wide = wide_backward(plan, mode)
+    wide_out = {v: k for k, (_, v, _) in wide.items()}
+    wide_pre = {u for _, _, u in wide.values()}
+    if wide:
+        hg = plan.wide[0][0]
+        step.append(Assign(hg.buffer, f"{_seq(hg.buffer)}[t]"))
+        buffers.append(Assign(f"d{hg.name}_act", call("np.empty", f"(B, {hg.rows})",
+                                                      "dtype=x.dtype")))
     grad_lines = []
     for v in d.order:
-        if v in plan.alias:
+        if v in plan.alias or v in wide_pre:
             continue
         terms = []
         for t in d.grads[v]:
@@ -574,7 +651,11 @@ def window_function(plan, mode) -> Function:
         grad_lines.append(Comment("\n".join(lines)))
         name = "d" + code_name(v)
         home = plan.home.get(v)
-        if home is None:
+        if v in wide_out:
+            hg, k = plan.wide[0][0], wide_out[v]
+            buffers.append(Assign(name, f"d{hg.name}_act[:, {_slice(hg, k)}]" if _slice(hg, k)
+                                  else f"d{hg.name}_act"))
+        elif home is None:
             buffers.append(Assign(name, call("np.empty", f"(B, {_size(v.shape)})",
                                              "dtype=x.dtype")))
         else:
@@ -600,6 +681,8 @@ def window_function(plan, mode) -> Function:
                 sl = _slice(g, k)
                 grad_lines.append(Stmt(call("np.copyto", f"{g.dbuffer}[:, {sl}]" if sl
                                             else g.dbuffer, name)))
+    if wide:
+        grad_lines += _wide_backward_lines(plan, wide)
     carry_lines = []
     for s in ncell.states:
         terms = [rewrite(plan, t.expr) for t in d.carry[s.name]]
