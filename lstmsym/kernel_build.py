@@ -290,12 +290,25 @@ def forward_function(plan) -> Function:
         body.append(Assign(_seq(v.name), call("np.empty", f"(T, B, {_size(v.shape)})",
                                                "dtype=x.dtype")))
     buffers = []
+    # the input projections of all steps written straight into the stored stacked buffer,
+    # when they and the biases add to every slot of it
+    direct = bool(pair) and pair[0].name in plan.stored_groups and len(runs) == 1 and \
+        runs[0][:2] == (0, len(pair[0].members) - 1) and pair[1].rows == pair[0].rows and \
+        len(pair[1].members) == len(pair[0].members)
     for g in plan.groups:
+        if direct and g is pair[0]:
+            continue
         if not g.per_step:
             body.append(Comment(f"projections of {g.name} for all timesteps: one GEMM"))
-            body.append(Assign(_seq(g.buffer), call("seq_matmul", g.vec.name, f"{g.weights}.T")))
+            if direct and g is pair[1]:
+                body.append(Comment(f"(into the buffer the projections of {pair[0].name} are "
+                                    "added to)"))
+                dest = _seq(pair[0].buffer)
+            else:
+                dest = _seq(g.buffer)
+            body.append(Assign(dest, call("seq_matmul", g.vec.name, f"{g.weights}.T")))
             if pair and g is pair[1]:
-                body += _bias_adds(pair, runs)
+                body += _bias_adds(pair, runs, dest)
         elif g.name in plan.stored_groups:
             body.append(Assign(_seq(g.buffer), call("np.empty", f"(T, B, {g.rows})",
                                                      "dtype=x.dtype")))
@@ -318,12 +331,21 @@ def forward_function(plan) -> Function:
                 done.add(g.name)
                 if g.name in plan.stored_groups:
                     loop.append(Assign(g.buffer, f"{_seq(g.buffer)}[t]"))
-                loop.append(Stmt(call("np.matmul", pr.doprint(g.vec), f"{g.weights}.T",
-                                      out=g.buffer)))
-                if pair and g is pair[0]:
+                if direct and g is pair[0]:
+                    recurrent = f"{g.name}_recurrent"
+                    buffers.append(Assign(recurrent, call("np.empty", f"(B, {g.rows})",
+                                                          "dtype=x.dtype")))
+                    loop.append(Stmt(call("np.matmul", pr.doprint(g.vec), f"{g.weights}.T",
+                                          out=recurrent)))
+                    loop.append(Comment("added to the input projections (biases included)"))
+                    loop.append(Stmt(call("np.add", g.buffer, recurrent, out=g.buffer)))
+                else:
+                    loop.append(Stmt(call("np.matmul", pr.doprint(g.vec), f"{g.weights}.T",
+                                          out=g.buffer)))
+                if pair and g is pair[0] and not direct:
                     loop += _combined_adds(pair, runs)
-                    if slots:
-                        loop += _wide_lines(plan, slots)
+                if pair and g is pair[0] and slots:
+                    loop += _wide_lines(plan, slots)
             loop.append(Assign(code_name(v), f"{g.buffer}[:, {sl}]" if sl else g.buffer))
             continue
         expr = eq.expr
@@ -400,9 +422,9 @@ def _combined_adds(pair, runs) -> list:
     return out
 
 
-def _bias_adds(pair, runs) -> list:
+def _bias_adds(pair, runs, buffer) -> list:
     """The biases of the combined pre-activations, added to the input projections of all
-    timesteps once, before the loop."""
+    timesteps (in ``buffer``) once, before the loop."""
     hg, xg = pair
     out = []
     for k0, k1, biases in runs:
@@ -410,7 +432,7 @@ def _bias_adds(pair, runs) -> list:
             continue
         lo, hi = hg.slices[k0][0], hg.slices[k1][1]
         whole = k0 == 0 and k1 == len(hg.members) - 1 and xg.rows == hg.rows
-        dest = _seq(xg.buffer) if whole else f"{_seq(xg.buffer)}[:, :, {lo}:{hi}]"
+        dest = buffer if whole else f"{buffer}[:, :, {lo}:{hi}]"
         out.append(Stmt(call("np.add", dest, _bias_stack_name(hg, k0, k1), out=dest)))
     return out
 
