@@ -9,6 +9,7 @@ import ast
 import subprocess
 import sys
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -309,3 +310,34 @@ def test_fast_structure(name):
         matrices = [p for p in get_cell(name).params if len(p.shape) == 2]
         assert 0 < sum(_name(c) == "outer_sum" for c in _calls(window)) <= len(matrices)
         assert "for b in" not in ast.unparse(window)
+
+
+@pytest.mark.parametrize("name, forward_max, backward_max", [
+    ("lstm", 12, 19), ("gru-torch", 14, 19), ("lstm-np", 12, 19)])
+def test_gates_run_wide(name, forward_max, backward_max):
+    """Gates f(W_h h_prev + W_x x + b), f sigmoid or tanh, run as one np.tanh over their
+    slots of the stacked buffer (sigmoid rows halved) and their deltas as one pass over the
+    stacked gradient buffer: no per-gate sigmoid helper, and the step's NumPy calls stay at
+    most what this layout needs (the per-gate layout took 21/26 calls for the LSTM)."""
+    tree = ast.parse(generate_kernel(name))
+    (forward_loop,) = _loops(tree, "forward")
+    assert not [c for c in _calls(forward_loop) if _name(c) == "sigmoid"]
+    assert any(_name(c) == "tanh" and "_proj" in ast.unparse(c.args[0])
+               for c in _calls(forward_loop))
+    assert len(_calls(forward_loop)) <= forward_max
+    (backward_loop,) = _loops(tree, "backward_window_exact")
+    assert len(_calls(backward_loop)) <= backward_max
+    source = ast.unparse(tree)
+    assert "0.5 * W_h" in source          # the halved sigmoid rows of the stacked matrix
+
+
+def test_load_kernel_reuses_one_file(tmp_path):
+    import tempfile
+    def ours():     # (other processes may make directories of their own meanwhile)
+        return {p for p in Path(tempfile.gettempdir()).glob("lstmsym*") if p.is_dir()}
+    before = ours()
+    a, b = load_kernel("elman-tanh"), load_kernel("elman-tanh")
+    assert a.__file__ == b.__file__
+    assert ours() - before <= {Path(tempfile.gettempdir()) / "lstmsym-kernels"}
+    path = tmp_path / "k.py"
+    assert load_kernel("elman-tanh", path=path).__file__ == str(path)
