@@ -5,6 +5,13 @@ GEMM, then the equations step by step), and one ``backward_window_<mode>`` per b
 (exact and the 1997 truncation), which runs one backward pass over steps end..floor and then
 adds the parameter and input gradients of those steps as GEMMs over the whole window.
 ``backward`` validates, picks the windows (full BPTT: one) and calls it.
+
+Gates of the form ``sigmoid``/``tanh`` of (recurrent + input projection + bias) run *wide*
+(``wide_activations``, ``wide_backward``): the biases are added to the all-steps input
+projection once, one ``np.tanh`` per step covers every such gate in the stacked buffer (the
+sigmoid rows of the stacked matrices halved: sigmoid(z) = 0.5 tanh(z / 2) + 0.5), the gate
+outputs stay in that buffer for the backward pass, and their deltas are one pass over the
+stacked gradient buffer (sigmoid' = y - y^2, tanh' = 1 - y^2).
 """
 from __future__ import annotations
 
