@@ -26,6 +26,7 @@ Before each timed run the benchmark sleeps ``--pause`` seconds (0.3, untimed): O
 torch's OpenMP worker threads busy-wait for a while after a call, and on a 2-core machine a
 contender started right after the other library ran several times slower (measured here: torch
 LSTM float32 at (16,512,512,50) 45 ms alone, 138 ms right after the NumPy GEMMs).
+"k/t, k/f of minima" are the ratios of the fastest runs, less sensitive to other load.
 "spread" is the interquartile range over the median of each contender's runs: a large spread
 means the machine was busy and the ratios are uncertain.
 
@@ -141,8 +142,9 @@ def floor_runner(cell, dtype, B, I, H, T, seed=0):
 # --- timing -----------------------------------------------------------------------------------
 
 def time_interleaved(runners: dict, repeats: int, warmup: int = 2, pause: float = 0.3) -> dict:
-    """name -> (median total, median forward, median backward, spread) in seconds; spread is
-    the interquartile range of the totals over their median (how noisy the machine was)."""
+    """name -> (median total, median forward, median backward, spread, min total) in seconds;
+    spread is the interquartile range of the totals over their median (how noisy the machine
+    was)."""
     names = list(runners)
     for _ in range(warmup):
         for n in names:
@@ -165,7 +167,7 @@ def time_interleaved(runners: dict, repeats: int, warmup: int = 2, pause: float 
         med = statistics.median(totals)
         q = statistics.quantiles(totals, n=4) if len(totals) > 1 else [med, med, med]
         out[n] = (med, statistics.median(f for f, _ in s), statistics.median(b for _, b in s),
-                  (q[2] - q[0]) / med)
+                  (q[2] - q[0]) / med, min(totals))
     return out
 
 
@@ -349,7 +351,7 @@ def main(argv=None):
     print(f"median of {repeats} interleaved runs after 2 warm-ups, {args.pause} s pause before "
           "each; times in ms\n")
     header = ("| cell | dtype | B, I, H, T | kernel (fwd+bwd) | torch | GEMM floor | kernel/torch "
-              "| kernel/floor | floor/torch | spread k/t/f | peak MiB kernel / torch (RSS) | tracemalloc / "
+              "| kernel/floor | floor/torch | k/t, k/f of minima | spread k/t/f | peak MiB kernel / torch (RSS) | tracemalloc / "
               "saved MiB | targets |")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
@@ -379,6 +381,8 @@ def main(argv=None):
                       f"{1e3 * k:.2f} ({1e3 * res['kernel'][1]:.2f}+{1e3 * res['kernel'][2]:.2f})"
                       f" | {1e3 * t:.2f} | {1e3 * f:.2f} | {k / t:.2f} | {k / f:.2f} | "
                       f"{f / t:.2f} | "
+                      f"{res['kernel'][4] / res['torch'][4]:.2f}, "
+                      f"{res['kernel'][4] / res['floor'][4]:.2f} | "
                       + "/".join(f"{100 * res[n][3]:.0f}%" for n in ("kernel", "torch", "floor"))
                       + f" | {mem} | {extra} | "
                       f"{targets(dtype_name, size_index, k / t, k / f)} |", flush=True)
