@@ -283,7 +283,7 @@ def forward_function(plan) -> Function:
     body.append(Comment("states for t = 0..T (index 0 is the initial state)"))
     for st in ncell.states:
         size = _size(st.shape)
-        body.append(Assign(_seq(st.name), call("np.empty", f"(T + 1, B, {size})",
+        body.append(Assign(_seq(st.name), call("empty_seq", f"(T + 1, B, {size})",
                                                 "dtype=x.dtype")))
         body.append(If(f'state0 is not None and "{st.name}" in state0', [
             Stmt(call("check_array", f'"state0[\'{st.name}\']"', f'state0["{st.name}"]',
@@ -294,7 +294,7 @@ def forward_function(plan) -> Function:
     if stored:
         body.append(Comment("values the backward pass reads, for every step"))
     for v in stored:
-        body.append(Assign(_seq(v.name), call("np.empty", f"(T, B, {_size(v.shape)})",
+        body.append(Assign(_seq(v.name), call("empty_seq", f"(T, B, {_size(v.shape)})",
                                                "dtype=x.dtype")))
     buffers = []
     # the input projections of all steps written straight into the stored stacked buffer,
@@ -317,7 +317,7 @@ def forward_function(plan) -> Function:
             if pair and g is pair[1]:
                 body += _bias_adds(pair, runs, dest)
         elif g.name in plan.stored_groups:
-            body.append(Assign(_seq(g.buffer), call("np.empty", f"(T, B, {g.rows})",
+            body.append(Assign(_seq(g.buffer), call("empty_seq", f"(T, B, {g.rows})",
                                                      "dtype=x.dtype")))
         else:
             buffers.append(Assign(g.buffer, call("np.empty", f"(B, {g.rows})", "dtype=x.dtype")))
@@ -503,7 +503,8 @@ def backward_function(plan) -> Function:
         Stmt(call("check_array", 'f"d_final[{name!r}]"', "d_final[name]",
                   "(B, size[name])", "x.dtype"))])]))
     body.append(Assign("d_params", "{name: np.zeros_like(params[name]) for name in PARAMS}"))
-    body.append(Assign("d_x", "np.zeros(x.shape, dtype=x.dtype)"))
+    body.append(Assign("d_x", call("empty_seq", "x.shape", "x.dtype")))
+    body.append(Assign("d_x[...]", "0.0"))
     body.append(Assign("d_state0", "{name: np.zeros((B, size[name]), dtype=x.dtype) "
                                    "for name in STATES}"))
     body.append(Comment("gradient buffers of the stacked projections and of the deltas that the "
@@ -511,12 +512,12 @@ def backward_function(plan) -> Function:
     work = []
     for g in plan.groups:
         if g.shared is None:
-            body.append(Assign(_seq(g.dbuffer), call("np.empty", f"(T, B, {g.rows})",
+            body.append(Assign(_seq(g.dbuffer), call("empty_seq", f"(T, B, {g.rows})",
                                                        "dtype=x.dtype")))
             work.append(f'"{_seq(g.dbuffer)}": {_seq(g.dbuffer)}')
     for v, (kind, name, _) in sorted(plan.home.items(), key=lambda kv: kv[0].name):
         if kind == "seq":
-            body.append(Assign(name, call("np.empty", f"(T, B, {_size(v.shape)})",
+            body.append(Assign(name, call("empty_seq", f"(T, B, {_size(v.shape)})",
                                           "dtype=x.dtype")))
             work.append(f'"{name}": {name}')
     body.append(Assign("work", "{" + ", ".join(work) + "}"))
@@ -878,7 +879,10 @@ def build_module(plan, dtype, command=None) -> Module:
             Comment("parameters with a constant initial value (init_params)"),
             Assign("INIT", repr(dict(sorted(plan.cell.init.items())))),
             Assign("DTYPE", f"np.{dtype}")]
+    body += [Comment("arrays of earlier calls that empty_seq may reuse (see there)"),
+             Assign("SPARE", "[]"), Assign("SPARE_MAX", "16")]
     body += [Source(s) for s in helper_sources()]
     body += [forward_function(plan), backward_function(plan)]
     body += [window_function(plan, mode) for mode in (None, "1997")]
-    return Module(module_docstring(plan, dtype, command), ("import numpy as np",), tuple(body))
+    return Module(module_docstring(plan, dtype, command), ("import sys", "", "import numpy as np"),
+                  tuple(body))

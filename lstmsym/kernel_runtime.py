@@ -7,6 +7,8 @@ checks they agree) but raise ``ValueError``, the only error type a kernel raises
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 PARAMS: dict = {}
@@ -62,7 +64,43 @@ def outer_sum(g, v):
 
 def seq_matmul(v, w):
     """v @ w for a (T, B, n) array and an (n, m) matrix, as one GEMM over all timesteps."""
-    return (v.reshape(-1, v.shape[-1]) @ w).reshape(v.shape[:-1] + (w.shape[-1],))
+    out = empty_seq(v.shape[:-1] + (w.shape[-1],), np.result_type(v, w))
+    np.matmul(v.reshape(-1, v.shape[-1]), w, out=out.reshape(-1, w.shape[-1]))
+    return out
+
+
+SPARE = []          # arrays made by empty_seq, reused once nothing else references them
+SPARE_MAX = 16
+
+
+def empty_seq(shape, dtype):
+    """np.empty(shape, dtype) for the arrays over all timesteps, reusing the memory of an
+    earlier call's array that nothing references any more (its cache and outputs dropped):
+    fresh memory costs a page fault per 4 KiB, as much time as a step's arithmetic.
+
+    An array is taken out of SPARE before its references are counted, so two threads never
+    get the same one; a reused array is exactly as undefined as np.empty's.
+    """
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    probe = [np.empty(0)]
+    b = probe.pop()
+    free = sys.getrefcount(b)               # the count of an array only a local name holds
+    for _ in range(len(SPARE)):
+        try:
+            a = SPARE.pop(0)
+        except IndexError:
+            break
+        if sys.getrefcount(a) == free:      # only the name a holds it
+            if a.shape == shape and a.dtype == dtype:
+                SPARE.append(a)
+                return a
+            if len(SPARE) >= SPARE_MAX - 1:
+                continue                    # unused and of another shape: let it go
+        SPARE.append(a)
+    a = np.empty(shape, dtype)
+    if len(SPARE) < SPARE_MAX:
+        SPARE.append(a)
+    return a
 
 
 def sizes_of(input_size, hidden_size):
@@ -159,5 +197,5 @@ def windows(T, k1, k2):
             for start in range(0, T, k1)]
 
 
-HELPERS = (init_params, sigmoid, block_sum, blocks, outer_sum, seq_matmul, sizes_of, check_array, check_inputs,
-           parse_truncate, windows)
+HELPERS = (init_params, sigmoid, block_sum, blocks, outer_sum, seq_matmul, empty_seq, sizes_of,
+           check_array, check_inputs, parse_truncate, windows)

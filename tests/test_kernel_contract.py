@@ -44,7 +44,7 @@ def test_imports_only_numpy(name):
             imported |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module.split(".")[0])
-    assert imported == {"numpy"}
+    assert imported == {"numpy", "sys"}       # NumPy and the standard library's sys only
     assert ast.get_docstring(tree).startswith(f"NumPy kernel for the {name!r} cell")
 
 
@@ -341,3 +341,32 @@ def test_load_kernel_reuses_one_file(tmp_path):
     assert ours() - before <= {Path(tempfile.gettempdir()) / "lstmsym-kernels"}
     path = tmp_path / "k.py"
     assert load_kernel("elman-tanh", path=path).__file__ == str(path)
+
+
+def test_recycled_arrays_are_never_in_use():
+    """empty_seq reuses an earlier call's memory only once nothing references it: results
+    kept by the caller (outputs, a view of them, the cache) never change under a later call."""
+    k = kernel("lstm")
+    p = k.init_params(3, 4)
+    rng = np.random.default_rng(5)
+    x1, x2 = rng.standard_normal((6, 2, 3)), rng.standard_normal((6, 2, 3))
+    out1, cache1 = k.forward(p, x1)
+    h1, view = out1["h"].copy(), out1["h"][2:4]
+    view_copy = view.copy()
+    grads1 = k.backward(p, cache1, {"h": np.ones((6, 2, 4))})
+    kept = {n: g.copy() for n, g in grads1[0].items()}
+    del cache1
+    for _ in range(3):                      # later calls, with their own caches dropped
+        out2, cache2 = k.forward(p, x2)
+        k.backward(p, cache2, {"h": np.ones((6, 2, 4))})
+        del cache2
+    np.testing.assert_array_equal(out1["h"], h1)
+    np.testing.assert_array_equal(view, view_copy)
+    assert all(np.array_equal(grads1[0][n], kept[n]) for n in kept)
+    # once dropped, the memory is used again (no new array per call)
+    import weakref
+    spare = [weakref.ref(a) for a in k.SPARE]       # (a reference would keep them in use)
+    _, cache4 = k.forward(p, x2)
+    assert any(a() is cache4["h_seq"] for a in spare) and len(k.SPARE) <= k.SPARE_MAX
+    free = kernel_runtime.empty_seq((5, 7), np.float64)
+    assert free.shape == (5, 7) and free.dtype == np.float64
