@@ -26,6 +26,8 @@ def write_atomic(path, data) -> Path:
     try:
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
             fh.write(data)
+        # mkstemp creates the file private (0600); give it the permissions open() would
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
         _remove_quietly(tmp)
@@ -34,6 +36,12 @@ def write_atomic(path, data) -> Path:
         _remove_quietly(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _remove_quietly(p):
