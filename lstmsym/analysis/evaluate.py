@@ -78,9 +78,9 @@ def _numeric_fn(act, derivative: bool):
         import sympy
         z = sympy.Symbol("z", real=True)
         body = act.deriv(z) if derivative else act.scalar(z)
-        fn = sympy.lambdify(z, body, [{"Sigmoid": stable_sigmoid, "ReLU": _relu}, "numpy"])
-        _USER_FUNCTIONS[key] = lambda a: np.asarray(fn(a), dtype=float) * np.ones_like(
-            a, dtype=float)
+        from lstmsym.verification.numeric import scalar_eval  # one interpreter, no lambdify
+        _USER_FUNCTIONS[key] = lambda a: np.asarray(scalar_eval(body, {z: a}), dtype=float) * \
+            np.ones_like(a, dtype=float)
     return _USER_FUNCTIONS[key]
 
 

@@ -48,7 +48,8 @@ def _sigmoid(z):
 _FUNCS = {"Sigmoid": _sigmoid, "tanh": np.tanh, "exp": np.exp, "log": np.log,
           "ReLU": lambda z: np.maximum(z, 0.0), "Abs": np.abs,
           "Heaviside": lambda z, h0=0: np.heaviside(z, float(h0)),
-          "sin": np.sin, "cos": np.cos, "atan": np.arctan, "sqrt": np.sqrt}
+          "sin": np.sin, "cos": np.cos, "atan": np.arctan, "sqrt": np.sqrt, "sign": np.sign,
+          "tan": np.tan, "sinh": np.sinh, "cosh": np.cosh}
 
 
 def scalar_eval(e, values: dict):
@@ -78,7 +79,7 @@ def scalar_eval(e, values: dict):
     name = type(e).__name__
     if name in _FUNCS:
         return _FUNCS[name](*(scalar_eval(a, values) for a in e.args))
-    raise LstmsymError(f"gradcheck cannot evaluate {name} numerically")
+    raise LstmsymError(f"cannot evaluate {name} numerically (an activation built from it)")
 
 
 _Z = sympy.Symbol("z")
