@@ -26,6 +26,9 @@ Before each timed run the benchmark sleeps ``--pause`` seconds (0.3, untimed): O
 torch's OpenMP worker threads busy-wait for a while after a call, and on a 2-core machine a
 contender started right after the other library ran several times slower (measured here: torch
 LSTM float32 at (16,512,512,50) 45 ms alone, 138 ms right after the NumPy GEMMs).
+"fwd, bwd / floor" compares the forward and the backward pass separately with the floor's
+GEMMs of that pass; "beyond floor µs/step" is (kernel - floor) / T: the time of one step's
+elementwise work (activations, Hadamard products, adds) and everything else that is not a GEMM.
 "k/t, k/f of minima" are the ratios of the fastest runs, less sensitive to other load.
 "spread" is the interquartile range over the median of each contender's runs: a large spread
 means the machine was busy and the ratios are uncertain.
@@ -346,8 +349,8 @@ def main(argv=None):
     print("\n".join(machine_lines(args.threads)))
     print(f"median of {repeats} interleaved runs after 2 warm-ups, {args.pause} s pause before "
           "each; times in ms\n")
-    header = ("| cell | dtype | B, I, H, T | kernel (fwd+bwd) | torch | GEMM floor | kernel/torch "
-              "| kernel/floor | floor/torch | k/t, k/f of minima | spread k/t/f | peak MiB kernel / torch (RSS) | tracemalloc / "
+    header = ("| cell | dtype | B, I, H, T | kernel (fwd+bwd) | torch | GEMM floor (fwd+bwd) "
+              "| kernel/torch | kernel/floor | fwd, bwd / floor | beyond floor µs/step | floor/torch | k/t, k/f of minima | spread k/t/f | peak MiB kernel / torch (RSS) | tracemalloc / "
               "saved MiB | targets |")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
@@ -374,8 +377,11 @@ def main(argv=None):
                 size_index = SIZES.index((B, I, H, T)) if (B, I, H, T) in SIZES else idx
                 print(f"| {cell} | {dtype_name} | {B}, {I}, {H}, {T} | "
                       f"{1e3 * k:.2f} ({1e3 * res['kernel'][1]:.2f}+{1e3 * res['kernel'][2]:.2f})"
-                      f" | {1e3 * t:.2f} | {1e3 * f:.2f} | {k / t:.2f} | {k / f:.2f} | "
-                      f"{f / t:.2f} | "
+                      f" | {1e3 * t:.2f} | {1e3 * f:.2f} ({1e3 * res['floor'][1]:.2f}"
+                      f"+{1e3 * res['floor'][2]:.2f}) | {k / t:.2f} | {k / f:.2f} | "
+                      f"{res['kernel'][1] / res['floor'][1]:.2f}, "
+                      f"{res['kernel'][2] / res['floor'][2]:.2f} | "
+                      f"{1e6 * (k - f) / T:.0f} | {f / t:.2f} | "
                       f"{res['kernel'][4] / res['torch'][4]:.2f}, "
                       f"{res['kernel'][4] / res['floor'][4]:.2f} | "
                       + "/".join(f"{100 * res[n][3]:.0f}%" for n in ("kernel", "torch", "floor"))
