@@ -1,10 +1,12 @@
-"""Numbers from the vector-level trees: a small NumPy evaluator for the analyses.
+"""Numbers from the vector-level trees, for the analyses: the column layout, cell parameters,
+and a forward pass that keeps everything.
 
 The analyses need a cell's forward step and its *derived* backward step as numbers, at sizes
 where SymPy would be slow. ``evaluate(expr, values)`` walks the same trees the printers print
-(lstmsym/expr.py) and computes them with NumPy. Every vector is a 2-D array of shape (n, B):
-B columns are evaluated at once, which is how a whole Jacobian comes out of one backward pass
-(B basis cotangents side by side).
+(lstmsym/expr.py) with lstmsym.numeval's evaluator on its ``BatchLast`` layout: every vector
+is a 2-D array of shape (n, B), B columns evaluated at once, which is how a whole Jacobian
+comes out of one backward pass (B basis cotangents side by side). ``activation(name)`` gives
+(f, f') from numeval's one activation table (``FUNCTIONS``, ``stable_sigmoid``).
 
 ``random_params`` draws parameters for any cell; ``run_forward`` runs a cell over a sequence and
 keeps every intermediate of every step (the cache the derived backward step reads).
@@ -21,72 +23,27 @@ from __future__ import annotations
 import numpy as np
 
 from lstmsym.errors import LstmsymError
-from lstmsym.expr import (Act, ActDeriv, Add, BlockSum, Grad, Had, MatVec, Ones, OutGrad, Outer,
-                          Repeat, Scale, Sym, Transpose, Zero)
-
-
-# ----- scalar activations and their derivatives, in NumPy -------------------------------------
-def stable_sigmoid(z):
-    """1/(1+e^{-z}) without overflow for any finite z."""
-    z = np.asarray(z, dtype=float)
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def _sigmoid_prime(z):
-    s = stable_sigmoid(z)
-    return s * (1.0 - s)
-
-
-def _relu(z):
-    return np.maximum(z, 0.0)
-
-
-def _relu_prime(z):
-    return (np.asarray(z) > 0).astype(float)
-
-
-FUNCTIONS = {
-    "sigmoid": (stable_sigmoid, _sigmoid_prime),
-    "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
-    "relu": (_relu, _relu_prime),
-    "identity": (lambda z: np.asarray(z, dtype=float), lambda z: np.ones_like(z, dtype=float)),
-    # Hochreiter & Schmidhuber 1997, Sec. 5: g = 4 sigma - 2, h = 2 sigma - 1
-    "g1997": (lambda z: 4.0 * stable_sigmoid(z) - 2.0, lambda z: 4.0 * _sigmoid_prime(z)),
-    "h1997": (lambda z: 2.0 * stable_sigmoid(z) - 1.0, lambda z: 2.0 * _sigmoid_prime(z)),
-}
+from lstmsym.numeval import FUNCTIONS, BatchLast, activation_functions, stable_sigmoid
+from lstmsym.ops import ACTIVATIONS
 
 
 def activation(name: str):
-    """(f, f') as NumPy functions for an activation name; LstmsymError if unknown."""
-    try:
+    """(f, f') as NumPy functions for an activation name; LstmsymError if unknown.
+
+    >>> f, fprime = activation("tanh")
+    >>> float(fprime(0.0))
+    1.0
+    """
+    if name in FUNCTIONS:
         return FUNCTIONS[name]
-    except KeyError:
-        raise LstmsymError(f"unknown activation {name!r}; the analyses know: "
-                           + ", ".join(FUNCTIONS)) from None
+    if name in ACTIVATIONS:             # a user activation (lstmsym.ops.scalar_activation)
+        return activation_functions(ACTIVATIONS[name])
+    known = list(FUNCTIONS) + [a for a in ACTIVATIONS if a not in FUNCTIONS]
+    raise LstmsymError(f"unknown activation {name!r}; the analyses know: " + ", ".join(known))
 
 
-_USER_FUNCTIONS: dict = {}
-
-
-def _numeric_fn(act, derivative: bool):
-    if act.name in FUNCTIONS:
-        return FUNCTIONS[act.name][1 if derivative else 0]
-    key = (act.name, derivative)
-    if key not in _USER_FUNCTIONS:
-        # A user activation: its SymPy expression (built in code, never from a string).
-        import sympy
-        z = sympy.Symbol("z", real=True)
-        body = act.deriv(z) if derivative else act.scalar(z)
-        from lstmsym.verification.numeric import scalar_eval  # one interpreter, no lambdify
-        _USER_FUNCTIONS[key] = lambda a: np.asarray(scalar_eval(body, {z: a}), dtype=float) * \
-            np.ones_like(a, dtype=float)
-    return _USER_FUNCTIONS[key]
-
-
-# ----- the evaluator ----------------------------------------------------------------------------
 def evaluate(expr, values: dict) -> np.ndarray:
-    """Evaluate a vector-level tree with NumPy.
+    """Evaluate a vector-level tree with NumPy (lstmsym.numeval, batch along the columns).
 
     Arguments:
         expr: an ``lstmsym.expr`` node.
@@ -96,46 +53,7 @@ def evaluate(expr, values: dict) -> np.ndarray:
     Returns:
         an (n, B) array for a vector, (n, m) for a matrix.
     """
-    if isinstance(expr, (Sym, Grad)):
-        try:
-            return values[expr]
-        except KeyError:
-            raise LstmsymError(f"no value for {expr!r} while evaluating") from None
-    if isinstance(expr, OutGrad):
-        return values.get(expr, 0.0)
-    if isinstance(expr, Add):
-        out = evaluate(expr.args[0], values)
-        for a in expr.args[1:]:
-            out = out + evaluate(a, values)
-        return out
-    if isinstance(expr, Scale):
-        return float(expr.coeff) * evaluate(expr.arg, values)
-    if isinstance(expr, Had):
-        out = evaluate(expr.args[0], values)
-        for a in expr.args[1:]:
-            out = out * evaluate(a, values)
-        return out
-    if isinstance(expr, MatVec):
-        m = evaluate(expr.mat, values)
-        return (m.T if expr.transpose else m) @ evaluate(expr.vec, values)
-    if isinstance(expr, Transpose):
-        return evaluate(expr.arg, values).T
-    if isinstance(expr, Outer):
-        return evaluate(expr.left, values) @ evaluate(expr.right, values).T
-    if isinstance(expr, Act):
-        return _numeric_fn(expr.fn, False)(evaluate(expr.arg, values))
-    if isinstance(expr, ActDeriv):
-        return _numeric_fn(expr.fn, True)(evaluate(expr.arg, values))
-    if isinstance(expr, Repeat):
-        return np.repeat(evaluate(expr.arg, values), expr.k, axis=0)
-    if isinstance(expr, BlockSum):
-        v = evaluate(expr.arg, values)
-        return v.reshape(v.shape[0] // expr.k, expr.k, v.shape[1]).sum(axis=1)
-    if isinstance(expr, Ones):
-        return 1.0
-    if isinstance(expr, Zero):
-        return 0.0
-    raise LstmsymError(f"cannot evaluate {type(expr).__name__} node {expr!r}")
+    return BatchLast(values)(expr)
 
 
 # ----- sizes and parameters of a cell -----------------------------------------------------------
@@ -237,3 +155,7 @@ def _state_size(cell, s, params) -> int:
             if d == s.shape[0]:
                 return v.shape[axis]
     raise LstmsymError(f"cell {cell.name!r}: cannot tell the size of state {s.name!r}")
+
+
+__all__ = ["FUNCTIONS", "activation", "dimension_sizes", "evaluate", "random_params",
+           "run_forward", "spectral_radius", "stable_sigmoid", "with_spectral_radius"]

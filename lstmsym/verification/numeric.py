@@ -1,8 +1,9 @@
 """The gradient check: the generated kernel's backward against central differences, in float64.
 
 The reference is independent of the kernel: ``reference_forward`` interprets the cell's own
-equations (the vector-level tree, with a small NumPy evaluator of the activations' SymPy
-expressions) over a sequence, and the losses whose finite differences are taken encode each
+equations over a sequence (the vector-level tree, evaluated by lstmsym.numeval on batch-major
+arrays, activations computed from their own SymPy expressions; numeval reads nothing of the
+generated kernels), and the losses whose finite differences are taken encode each
 backward mode by what is held constant, never by anything the kernel's backward computes:
 
 - full BPTT: the plain forward pass;
@@ -25,12 +26,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import sympy
 
 from lstmsym.cells import get_cell
 from lstmsym.errors import LstmsymError
-from lstmsym.expr import (Act, ActDeriv, Add, BlockSum, Had, MatVec, Ones, Repeat, Scale, Sym,
-                          Zero)
+from lstmsym.numeval import BatchFirst, scalar_eval
 from lstmsym.schedule import parse_truncate, windows
 from lstmsym.verification.report import Verdict
 
@@ -40,89 +39,32 @@ DEFAULT_CONFIGS = ((1, 1, 2, 2), (4, 2, 3, 4), (7, 3, 2, 6))   # (T, B, I, H)
 DEFAULT_TRUNCATIONS = (None, 2, (2, 3), (3, 1), "1997")
 
 
-# ----- a NumPy interpreter of the scalar SymPy expressions of activations ----------------------------
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-_FUNCS = {"Sigmoid": _sigmoid, "tanh": np.tanh, "exp": np.exp, "log": np.log,
-          "ReLU": lambda z: np.maximum(z, 0.0), "Abs": np.abs,
-          "Heaviside": lambda z, h0=0: np.heaviside(z, float(h0)),
-          "sin": np.sin, "cos": np.cos, "atan": np.arctan, "sqrt": np.sqrt, "sign": np.sign,
-          "tan": np.tan, "sinh": np.sinh, "cosh": np.cosh}
-
-
-def scalar_eval(e, values: dict):
-    """Evaluate a SymPy expression elementwise on arrays (``values``: Symbol -> array)."""
-    if e in values:
-        return values[e]
-    if e.is_Number:
-        return float(e)
-    if isinstance(e, sympy.Add):
-        out = scalar_eval(e.args[0], values)
-        for a in e.args[1:]:
-            out = out + scalar_eval(a, values)
-        return out
-    if isinstance(e, sympy.Mul):
-        out = scalar_eval(e.args[0], values)
-        for a in e.args[1:]:
-            out = out * scalar_eval(a, values)
-        return out
-    if isinstance(e, sympy.Pow):
-        return scalar_eval(e.args[0], values) ** scalar_eval(e.args[1], values)
-    if isinstance(e, sympy.Max):
-        args = [scalar_eval(a, values) for a in e.args]
-        out = args[0]
-        for a in args[1:]:
-            out = np.maximum(out, a)
-        return out
-    name = type(e).__name__
-    if name in _FUNCS:
-        return _FUNCS[name](*(scalar_eval(a, values) for a in e.args))
-    raise LstmsymError(f"cannot evaluate {name} numerically (an activation built from it)")
-
-
-_Z = sympy.Symbol("z")
-
-
-def activation(fn, z):
-    return scalar_eval(fn.scalar(_Z), {_Z: z})
-
-
 # ----- the reference forward pass: the cell's equations interpreted ---------------------------------
-def evaluate(e, env: dict):
-    """A vector-level expression on batch-major arrays; ``env`` maps (name, time) -> array."""
-    if isinstance(e, Sym):
-        return env[(e.name, 0 if e.role == "param" else e.time)]
-    if isinstance(e, Add):
-        out = evaluate(e.args[0], env)
-        for a in e.args[1:]:
-            out = out + evaluate(a, env)
-        return out
-    if isinstance(e, Scale):
-        return float(e.coeff) * evaluate(e.arg, env)
-    if isinstance(e, Had):
-        out = evaluate(e.args[0], env)
-        for a in e.args[1:]:
-            out = out * evaluate(a, env)
-        return out
-    if isinstance(e, MatVec):
-        m, v = evaluate(e.mat, env), evaluate(e.vec, env)
-        return v @ m if e.transpose else v @ m.T
-    if isinstance(e, Act):
-        return activation(e.fn, evaluate(e.arg, env))
-    if isinstance(e, Repeat):
-        return np.repeat(evaluate(e.arg, env), e.k, axis=-1)
-    if isinstance(e, BlockSum):
-        v = evaluate(e.arg, env)
-        return v.reshape(v.shape[:-1] + (-1, e.k)).sum(-1)
-    if isinstance(e, Ones):
-        return 1.0
-    if isinstance(e, Zero):
-        return 0.0
-    if isinstance(e, ActDeriv):
+class _Forward(BatchFirst):
+    """lstmsym.numeval on batch-major arrays, leaves read by (name, time); forward nodes only."""
+
+    def leaf(self, e):
+        key = (e.name, 0 if e.role == "param" else e.time)
+        try:
+            return self.values[key]
+        except KeyError:
+            raise LstmsymError(f"gradcheck: no value for {e!r}") from None
+
+    def _eval_Grad(self, e):
+        raise LstmsymError(f"a forward equation holds a gradient ({e!r})")
+
+    _eval_OutGrad = _eval_Grad
+
+    def _eval_ActDeriv(self, e):
         raise LstmsymError("a forward equation holds a derivative")
-    raise LstmsymError(f"gradcheck cannot evaluate {type(e).__name__}")
+
+
+def evaluate(e, env: dict):
+    """A vector-level expression on batch-major arrays; ``env`` maps (name, time) -> array.
+
+    Parameters are read at time 0; vectors are (B, n) arrays, parameter vectors may be (n,).
+    """
+    return _Forward(env)(e)
 
 
 def reference_forward(cell, params, x, state0, frozen=None) -> dict:
