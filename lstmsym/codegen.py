@@ -30,7 +30,7 @@ from lstmsym import kernel_runtime as runtime
 from lstmsym.cells import get_cell
 from lstmsym.cells.spec import Equation
 from lstmsym.derive import derive
-from lstmsym.expr import Act, ActDeriv, Grad, MatVec, Sym, map_children
+from lstmsym.expr import Act, ActDeriv, Add, Grad, MatVec, Sym, map_children
 from lstmsym.naming import code_name
 from lstmsym.printing.numpy_printer import ActDerivOut, Code
 
@@ -143,6 +143,20 @@ def _dim_code(counts: dict) -> str:
     return " + ".join(parts) or "0"
 
 
+def _activation_kinds(ncell) -> dict:
+    """projection target -> 0 if it is a summand of the pre-activation of a sigmoid gate, 1 of
+    a tanh gate (the order of the stacked gates; others are left out)."""
+    acts = {eq.expr.arg: eq.expr.fn.name for eq in ncell.equations
+            if isinstance(eq.expr, Act) and isinstance(eq.expr.arg, Sym)}
+    kinds = {}
+    for eq in ncell.equations:
+        fn = acts.get(eq.target)
+        if fn in ("sigmoid", "tanh"):
+            for a in (eq.expr.args if isinstance(eq.expr, Add) else (eq.expr,)):
+                kinds[a] = 0 if fn == "sigmoid" else 1
+    return kinds
+
+
 def plan_kernel(cell) -> Plan:
     cell = get_cell(cell)
     ncell, display = normalize(cell)
@@ -162,6 +176,13 @@ def plan_kernel(cell) -> Plan:
             proj[eq.target] = (groups[key], len(groups[key].members))
             groups[key].members.append((e.mat, eq.target))
     groups = list(groups.values())
+    # sigmoid gates first, then tanh gates, then the rest (stable): the fix-up after the one
+    # np.tanh over the stacked gates, 0.5 y + 0.5, is then one contiguous run of columns
+    kind = _activation_kinds(ncell)
+    for g in groups:
+        g.members.sort(key=lambda m: kind.get(m[1], 2))
+        for k, (_, target) in enumerate(g.members):
+            proj[target] = (g, k)
     for g in groups:
         g.name = code_name(g.vec)
         counts, g.slices = {}, []

@@ -50,7 +50,8 @@ def backward_function(plan) -> Function:
                   "(B, size[name])", "x.dtype"))])]))
     body.append(Assign("d_params", "{name: np.zeros_like(params[name]) for name in PARAMS}"))
     body.append(Assign("d_x", call("empty_seq", "x.shape", "x.dtype")))
-    body.append(Assign("d_x[...]", "0.0"))
+    if not _writes_all_of_d_x(plan):
+        body.append(Assign("d_x[...]", "0.0"))
     body.append(Assign("d_state0", "{name: np.zeros((B, size[name]), dtype=x.dtype) "
                                    "for name in STATES}"))
     body.append(Comment("gradient buffers of the stacked projections and of the deltas that the "
@@ -69,6 +70,10 @@ def backward_function(plan) -> Function:
     body.append(Assign("work", "{" + ", ".join(work) + "}"))
     body.append(If('mode is None or mode == "1997"', [Assign("passes", "[(T - 1, 0, 0)]")],
                    [Assign("passes", "windows(T, *mode)")]))
+    if _writes_all_of_d_x(plan):
+        body.append(Comment("one pass from t = 0 writes all of d_x with one GEMM; "
+                            "windows add into it"))
+        body.append(If("len(passes) > 1 or passes[0][2] > 0", [Assign("d_x[...]", "0.0")]))
     body.append(Assign("backward_window", 'backward_window_1997 if mode == "1997" '
                                           'else backward_window_exact'))
     body.append(For("end, loss_start, floor", "passes", [
@@ -223,6 +228,14 @@ def window_function(plan, mode) -> Function:
            "gradients from\nsteps loss_start..end. Adds into d_params, d_x and d_state0.")
     return Function(f"backward_window_{MODES[mode]}",
                     ["params", "cache", "d_out", "final", "work", "span", "grads"], doc, body)
+
+
+def _writes_all_of_d_x(plan) -> bool:
+    """True when every input's gradient is one GEMM that the only backward pass from t = 0
+    writes straight into d_x, in both window functions (exact and 1997)."""
+    direct = "only_pass and lo == 0"
+    return all(sum(isinstance(s, If) and s.test == direct for s in window_sums(plan, mode))
+               == len(plan.ncell.inputs) for mode in MODES)
 
 
 def window_sums(plan, mode) -> list:

@@ -19,8 +19,8 @@ from lstmsym.expr import Act, add
 from lstmsym.kernel_backward import backward_function, window_function
 from lstmsym.kernel_names import (Names, _dims, _original, _params, _seq, _size, _slice,
                                   _stacks)
-from lstmsym.kernel_wide import (_bias_adds, _bias_stacks, _combined_adds, _wide_lines,
-                                 wide_activations)
+from lstmsym.kernel_wide import (_bias_adds, _bias_folds, _bias_stacks, _combined_adds,
+                                 _wide_lines, wide_activations)
 from lstmsym.naming import code_name
 from lstmsym.printing.kernel import (Assign, Comment, For, Function, If, Module, Return,
                                      Source, call)
@@ -77,7 +77,7 @@ def forward_function(plan) -> Function:
                 dest = _seq(g.buffer)
             body.append(Assign(dest, call("seq_matmul", g.vec.name, f"{g.weights}.T")))
             if pair and g is pair[1]:
-                body += _bias_adds(pair, runs, dest)
+                body += _bias_adds(pair, runs, dest) + _bias_folds(plan, dest)
         elif g.name in plan.stored_groups:
             body.append(Assign(_seq(g.buffer), call("empty_seq", f"(T, B, {g.rows})",
                                                      "dtype=x.dtype")))

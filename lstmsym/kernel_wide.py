@@ -76,6 +76,18 @@ def _combine(plan):
                          and len(a.shape) == 1 and a.shape == p.shape), None)
             removed[eq.target] = [xg.members[k][1]] + ([bias] if bias is not None else [])
         ok.append((good, bias))
+    # an input projection that is not combined keeps its own summand; a bias added next to it
+    # goes into its column of the all-steps projection once, before the loop
+    plan.bias_folds = []
+    for k, (_, p) in enumerate(xg.members):
+        eq = owner.get(p)
+        if (k < len(ok) and ok[k][0]) or eq is None or p in plan.used:
+            continue
+        bias = next((a for a in eq.expr.args if isinstance(a, Sym) and a.role == "param"
+                     and len(a.shape) == 1 and a.shape == p.shape), None)
+        if bias is not None:
+            removed.setdefault(eq.target, []).append(bias)
+            plan.bias_folds.append((k, bias))
     runs, k = [], 0
     while k < len(ok):
         if not ok[k][0]:
@@ -212,6 +224,15 @@ def _bias_adds(pair, runs, buffer) -> list:
         dest = buffer if whole else f"{buffer}[:, :, {lo}:{hi}]"
         out.append(Stmt(call("np.add", dest, _bias_stack_name(hg, k0, k1), out=dest)))
     return out
+
+
+def _bias_folds(plan, buffer) -> list:
+    """The biases that sit next to an input projection that is not combined (``_combine``),
+    added to its column of the all-steps projection ``buffer`` once, before the loop."""
+    xg = plan.wide[0][1]
+    return [Stmt(call("np.add", f"{buffer}[:, :, {xg.slices[k][0]}:{xg.slices[k][1]}]",
+                      bias.name, out=f"{buffer}[:, :, {xg.slices[k][0]}:{xg.slices[k][1]}]"))
+            for k, bias in getattr(plan, "bias_folds", [])]
 
 
 def _combined_adds(pair, runs) -> list:
