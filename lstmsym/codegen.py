@@ -344,12 +344,30 @@ def load_kernel(cell_or_name, path=None, dtype: str = "float64"):
     path = Path(path)
     if not path.exists() or path.read_text(encoding="utf-8") != source:
         write_atomic(path, source)
+        if path.parent.name == "lstmsym-kernels":
+            _prune_cache(path)
     modname = f"lstmsym_kernel_{stem}"
     spec = importlib.util.spec_from_file_location(modname, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[modname] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _prune_cache(new: Path, age: float = 3600.0) -> None:
+    """Remove the cached modules of the same cell with another hash (an older lstmsym or cell
+    definition) that are more than ``age`` seconds old, so the cache does not grow."""
+    import re
+    import time
+    cell_stem = new.stem[:-17]
+    pattern = re.compile(re.escape(cell_stem) + r"_[0-9a-f]{16}\.py")
+    for old in new.parent.iterdir():
+        if old != new and pattern.fullmatch(old.name):
+            try:
+                if time.time() - old.stat().st_mtime > age:
+                    old.unlink()
+            except OSError:
+                pass        # another process removed it, or it cannot be removed: leave it
 
 
 def helper_sources() -> list:
