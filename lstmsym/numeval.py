@@ -25,6 +25,8 @@ gradient check compares those kernels against it.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import sympy
 
@@ -48,7 +50,7 @@ def stable_sigmoid(z):
 SYMPY_FUNCTIONS = {
     "Sigmoid": stable_sigmoid, "tanh": np.tanh, "exp": np.exp, "log": np.log,
     "ReLU": lambda z: np.maximum(z, 0.0), "Abs": np.abs,
-    "Heaviside": lambda z, h0=0.0: np.heaviside(z, h0),
+    "Heaviside": np.heaviside,
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "atan": np.arctan, "sinh": np.sinh,
     "cosh": np.cosh, "sqrt": np.sqrt, "sign": np.sign,
 }
@@ -58,9 +60,9 @@ def scalar_eval(e, values: dict):
     """Evaluate a SymPy expression elementwise on arrays.
 
     Arguments:
-        e: a SymPy expression built from numbers, the keys of ``values``, +, *, **, Max and
+        e: a SymPy expression built from numbers, the symbols in ``values``, +, *, **, Max and
             the heads in ``SYMPY_FUNCTIONS``.
-        values: SymPy expression (usually a Symbol) -> array or number.
+        values: SymPy Symbol -> array or number.
 
     Returns:
         an array broadcast from the values' shapes, or a float for a constant expression.
@@ -69,22 +71,46 @@ def scalar_eval(e, values: dict):
     >>> scalar_eval(1 - sympy.tanh(z) ** 2, {z: np.array([0.0])}).tolist()
     [1.0]
     """
-    if e in values:
-        return values[e]
+    return compile_scalar(e)(values)
+
+
+_COMBINE = {sympy.Add: np.add, sympy.Mul: np.multiply, sympy.Max: np.maximum}
+
+
+@functools.lru_cache(maxsize=None)
+def compile_scalar(e):
+    """``scalar_eval`` for one expression as a function of ``values``, the tree walked once.
+
+    Raises LstmsymError (here, not at the call) for a head no NumPy function stands for.
+    """
+    if e.is_Symbol:
+        def read(values):
+            try:
+                return values[e]
+            except KeyError:
+                raise LstmsymError(f"no value for the symbol {e} of an activation") from None
+        return read
     if e.is_Number:
-        return float(e)
-    if isinstance(e, (sympy.Add, sympy.Mul, sympy.Max)):
-        combine = {sympy.Add: np.add, sympy.Mul: np.multiply, sympy.Max: np.maximum}[e.func]
-        out = scalar_eval(e.args[0], values)
-        for a in e.args[1:]:
-            out = combine(out, scalar_eval(a, values))
-        return out
-    if isinstance(e, sympy.Pow):
-        return scalar_eval(e.args[0], values) ** scalar_eval(e.args[1], values)
+        c = float(e)
+        return lambda values: c
+    parts = [compile_scalar(a) for a in e.args]
+    if e.func in _COMBINE:
+        combine = _COMBINE[e.func]
+
+        def fold(values):
+            out = parts[0](values)
+            for p in parts[1:]:
+                out = combine(out, p(values))
+            return out
+        return fold
+    if e.func is sympy.Pow:
+        base, exponent = parts
+        return lambda values: base(values) ** exponent(values)
     name = type(e).__name__
-    if name in SYMPY_FUNCTIONS:
-        return SYMPY_FUNCTIONS[name](*(scalar_eval(a, values) for a in e.args))
-    raise LstmsymError(f"cannot evaluate {name} numerically (an activation built from it)")
+    if name not in SYMPY_FUNCTIONS:
+        raise LstmsymError(f"cannot evaluate {name} numerically (an activation built from it)")
+    fn = SYMPY_FUNCTIONS[name]
+    return lambda values: fn(*(p(values) for p in parts))
 
 
 # ----- activations: f and f' from the activation's own SymPy expressions ----------------------
@@ -98,8 +124,10 @@ _COMPILED: dict = {}
 
 
 def _elementwise(body):
+    compiled = compile_scalar(body)
+
     def fn(a):
-        out = scalar_eval(body, {_Z: a})
+        out = compiled({_Z: a})
         if np.shape(out) != np.shape(a):    # a constant, e.g. the identity's derivative 1
             out = np.full(np.shape(a), out, dtype=float)[()]
         return out
@@ -215,7 +243,8 @@ class BatchFirst(Evaluator):
         return self(e.vec) @ (m if e.transpose else m.T)
 
     def _eval_Outer(self, e):       # summed over the batch: sum_b u_b v_b^T
-        return np.einsum("...i,...j->ij", self(e.left), self(e.right))
+        u, v = self(e.left), self(e.right)
+        return u.reshape(-1, u.shape[-1]).T @ v.reshape(-1, v.shape[-1])
 
     def _eval_Repeat(self, e):
         return np.repeat(self(e.arg), e.k, axis=-1)
@@ -248,4 +277,4 @@ def evaluate(expr, values: dict, batch: str = "last"):
 
 
 __all__ = ["BatchFirst", "BatchLast", "Evaluator", "FUNCTIONS", "IDENTITY", "SYMPY_FUNCTIONS",
-           "activation_functions", "evaluate", "scalar_eval", "stable_sigmoid"]
+           "activation_functions", "compile_scalar", "evaluate", "scalar_eval", "stable_sigmoid"]
