@@ -6,6 +6,11 @@ quantities). Products are read as the profile's convention says: in a product a 
 a diagonal matrix, and the chain is applied to the gradient at its left (row-vector convention:
 ``∇ ∘ a W`` is ``Wᵀ(∇ ∘ a)``) or at its right (column convention: ``Wᵀ(∇ ∘ a)`` as written).
 Placeholders such as ``\\sigma'(.)`` become ``Hole`` nodes that the judge resolves.
+
+Memory-cell blocks (cells whose gates are shared by blocks of k cells, lstm1997-blocks): the
+printer's Kronecker notation reads back, ``v \\otimes \\mathbf{1}_{k}`` as ``Repeat(v, k)``
+and ``(I \\otimes \\mathbf{1}_{k}^{\\top}) u`` as ``BlockSum(u, k)``; k must be the cell's
+block size.
 """
 from __future__ import annotations
 
@@ -15,12 +20,13 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from lstmsym.errors import LstmsymError, ShapeError
-from lstmsym.expr import (Act, ActDeriv, Expr, Grad, MatVec, Ones, OutGrad, Outer, Sym, add,
-                          had, scale)
+from lstmsym.expr import (Act, ActDeriv, BlockSum, Expr, Grad, MatVec, Ones, OutGrad, Outer,
+                          Repeat, Scale, Sym, add, had, scale)
 from lstmsym.ops import ACTIVATIONS, relu, sigmoid, tanh
-from lstmsym.parsing.reader import (Call, Formula, FormulaNameError, FormulaShapeError, Group,
-                                    Jacobian, Nabla, Number, OnesNode, Postfix, Product,
-                                    Quantity, Sum, Term, _paren_time, parse)
+from lstmsym.parsing.reader import (Call, Formula, FormulaNameError, FormulaShapeError,
+                                    FormulaSyntaxError, Group, Jacobian, Kron, Nabla, Number,
+                                    OnesNode, Postfix, Product, Quantity, Sum, Term, _paren_time,
+                                    located, parse)
 
 FUNCTIONS = {"sigma": sigmoid, "sigm": sigmoid, "sigmoid": sigmoid, "tanh": tanh,
              "ReLU": relu, "relu": relu}
@@ -117,7 +123,8 @@ class Reader:
 
     # --- sums and terms ----------------------------------------------------------------------
     def sum(self, s: Sum) -> Expr:
-        return add(*[self.term(t) for t in s.terms]) if len(s.terms) > 1 else self.term(s.terms[0])
+        es = _fit([self.term(t) for t in s.terms])
+        return add(*es) if len(es) > 1 else es[0]
 
     def term(self, t: Term) -> Expr:
         try:
@@ -183,7 +190,8 @@ class Reader:
             if v.expr.shape != acc.shape:
                 raise self.shape_error(term, f"`{self.formula.source(v.node)}` has size "
                                        f"{_dims(v.expr.shape)} but is multiplied elementwise "
-                                       f"with a vector of size {_dims(acc.shape)}")
+                                       f"with a vector of size {_dims(acc.shape)}"
+                                       + self.block_hint(v, acc))
             return had(acc, v.expr) if self.convention == "row" else had(v.expr, acc)
         if v.kind == "mat":
             # row: acc M = M^T acc; column: M acc
@@ -201,6 +209,8 @@ class Reader:
         if v.kind == "group":
             out = [scale(t.sign, self.chain(acc, t.product.factors, t)) for t in v.node.expr.terms]
             return add(*out)
+        if v.kind == "block":
+            return self.apply_block(acc, v, term)
         raise self.shape_error(term, f"`{self.formula.source(v.node)}` (a transposed vector) "
                                "can only stand at the end of an outer product")
 
@@ -220,25 +230,35 @@ class Reader:
         return table
 
     def prepass(self, factors) -> list:
-        """s_c(t+1): a time in parentheses; h'(s_c(t)): a one-letter activation of the cell."""
+        """s_c(t+1): a time in parentheses; h'(s_c(t)): a one-letter activation of the cell
+        (also before \\otimes, which took the parenthesis alone: s_c(t) \\otimes 1_k)."""
         out, i = [], 0
         while i < len(factors):
             f = factors[i]
             nxt = factors[i + 1] if i + 1 < len(factors) else None
-            if isinstance(f, Quantity) and f.time is None and isinstance(nxt, Group):
-                t = _paren_time(nxt)
-                if t is not None:
-                    out.append(replace(f, time=t, span=(f.span[0], nxt.span[1])))
-                    i += 2
-                    continue
-                fn = self.activations.get(f.name)
-                if fn is not None and f.label is None and f.sup is None:
-                    out.append(Call((f.span[0], nxt.span[1]), fn.name, f.prime, 1, nxt))
-                    i += 2
-                    continue
+            merged = self.merge(f, nxt)
+            if merged is None and isinstance(nxt, Kron):
+                left = self.merge(f, nxt.left)
+                if left is not None:
+                    merged = Kron((f.span[0], nxt.span[1]), left, nxt.right)
+            if merged is not None:
+                out.append(merged)
+                i += 2
+                continue
             out.append(f)
             i += 1
         return out
+
+    def merge(self, f, nxt):
+        """``f`` and the group ``nxt`` after it as one factor, or None."""
+        if isinstance(f, Quantity) and f.time is None and isinstance(nxt, Group):
+            t = _paren_time(nxt)
+            if t is not None:
+                return replace(f, time=t, span=(f.span[0], nxt.span[1]))
+            fn = self.activations.get(f.name)
+            if fn is not None and f.label is None and f.sup is None:
+                return Call((f.span[0], nxt.span[1]), fn.name, f.prime, 1, nxt)
+        return None
 
     def values(self, factors) -> list:
         factors = self.prepass(factors)
@@ -280,9 +300,17 @@ class Reader:
         if isinstance(f, Number):
             return Value("num", f.value, f)
         if isinstance(f, OnesNode):
+            if f.size is not None:
+                raise FormulaSyntaxError(self.located(f, f"`{self.formula.source(f)}`: a "
+                                         "subscript on \\mathbf{1} is only read after "
+                                         "\\otimes, as in v \\otimes \\mathbf{1}_{2}"))
             return Value("vec", Ones(("H",)), f)
         if isinstance(f, Quantity):
             return self.quantity(f)
+        if isinstance(f, Kron):
+            return self.kron(f)
+        if isinstance(f, Group) and _lone_kron(f.expr) is not None:
+            return self.kron(_lone_kron(f.expr))      # (I \otimes 1_k^T): a matrix
         if isinstance(f, Group):
             # a group with weights but no gradient is an operator (the lecture's
             # ∇ ∘ (a W_hf + b W_hi)); a group holding a gradient is a vector
@@ -313,8 +341,8 @@ class Reader:
         if f.transpose:
             if v.kind == "vec":
                 v = Value("tvec", v.expr, f)
-            elif v.kind == "mat":
-                v = Value("mat", v.expr, f, not v.transpose)
+            elif v.kind in ("mat", "block"):
+                v = Value(v.kind, v.expr, f, not v.transpose)
             else:
                 raise self.shape_error(f, "cannot transpose this group")
         return v
@@ -345,6 +373,110 @@ class Reader:
                 elif isinstance(node, Group) and self.has_matrix(node.expr):
                     return True
         return False
+
+    # --- memory-cell blocks: v \otimes 1_k and (I \otimes 1_k^T) u --------------------------
+    def located(self, node, what: str) -> str:
+        return located(self.formula.text, node.span[0], what)
+
+    def kron(self, f: Kron) -> Value:
+        """v ⊗ 1_k: v repeated (a vector); I ⊗ 1_k (H×G) or I ⊗ 1_kᵀ (G×H): a "block"
+        value, applied like a matrix (the transposed one sums each run of k entries)."""
+        k, ones_t = self.ones_size(f)
+        dim, base = self.block_dims(k, f.right)
+        if self.is_identity(f.left):
+            q = f.left
+            if q.label not in (None, dim):
+                raise FormulaShapeError(self.located(q, f"`{self.formula.source(q)}` in "
+                                        f"`{self.formula.source(f)}`: the identity has the "
+                                        f"size {dim} of the blocks (one entry per block of {k} "
+                                        f"cells); write I or I_{{{dim}}}"))
+            return Value("block", (k, dim, base), f, ones_t)
+        v = self.value(f.left)
+        if v.kind != "vec" or (ones_t and self.convention == "column"):
+            raise FormulaSyntaxError(self.located(f, f"`{self.formula.source(f)}` is not "
+                                     "understood: \\otimes is read only as v \\otimes "
+                                     f"\\mathbf{{1}}_{{{k}}} (each entry of the vector v repeated "
+                                     f"{k} times) and (I \\otimes \\mathbf{{1}}_{{{k}}}^{{\\top}}) u "
+                                     f"(each run of {k} entries of u summed)"))
+        if v.expr.shape != (dim,):
+            raise FormulaShapeError(self.located(f, f"shape error in `{self.formula.source(f)}`:"
+                                    f" `{self.formula.source(f.left)}` has size "
+                                    f"{_dims(v.expr.shape)}, but \\otimes \\mathbf{{1}}_{{{k}}} "
+                                    f"repeats a vector of size {dim} (one entry per block) into "
+                                    f"size {base}"))
+        return Value("vec", Repeat(v.expr, k, base), f)
+
+    def ones_size(self, f: Kron) -> tuple:
+        """(k, transposed) of the right factor of ``f``, which must be 1_k or 1_kᵀ."""
+        node = f.right
+        t = isinstance(node, Postfix) and node.transpose
+        if isinstance(node, Postfix) and node.power == 1:
+            node = node.arg
+        if not isinstance(node, OnesNode):
+            raise FormulaSyntaxError(self.located(f.right, f"`{self.formula.source(f)}`: "
+                                     "\\otimes is read only before a vector of ones, "
+                                     "\\mathbf{1}_{k} or \\mathbf{1}_{k}^{\\top} (k the block "
+                                     "size)"))
+        size = node.size
+        if size is None or not size.isdigit() or int(size) < 1:
+            shown = "no size" if size is None else f"the size {size!r}"
+            raise FormulaSyntaxError(self.located(f.right, f"`{self.formula.source(f.right)}` "
+                                     f"has {shown}: after \\otimes write the block size as a "
+                                     "positive integer, e.g. \\mathbf{1}_{2}"))
+        return int(size), t
+
+    def block_dims(self, k: int, node) -> tuple:
+        """(block dimension, base dimension) of the cell's blocks of k cells."""
+        dims = getattr(self.cell, "dims", None) or {}
+        for dim, (base, size) in dims.items():
+            if size == k:
+                return dim, base
+        if not dims:
+            raise FormulaShapeError(self.located(node, f"cell {self.cell.name!r} has no "
+                                    "memory-cell blocks, so \\otimes \\mathbf{1}_{k} has "
+                                    "nothing to repeat (it is read for cells whose gates are "
+                                    "shared by blocks of cells, such as lstm1997-blocks)"))
+        sizes = " or ".join(f"\\mathbf{{1}}_{{{s}}}" for _, s in dims.values())
+        shown = ", ".join(f"{s} cells ({d} = {b}/{s})" for d, (b, s) in dims.items())
+        raise FormulaShapeError(self.located(node, f"`{self.formula.source(node)}`: the blocks "
+                                f"of cell {self.cell.name!r} have {shown}, not {k}; write "
+                                f"{sizes}"))
+
+    def block_hint(self, v: Value, acc: Expr) -> str:
+        """For a cell with blocks: how a size-G vector meets a size-H one."""
+        for dim, (base, k) in (getattr(self.cell, "dims", None) or {}).items():
+            src = self.formula.source(v.node)
+            if v.expr.shape == (dim,) and acc.shape == (base,):
+                return (f"; a quantity of the blocks is repeated over their {k} cells: "
+                        f"\\left({src} \\otimes \\mathbf{{1}}_{{{k}}}\\right)")
+            if v.expr.shape == (base,) and acc.shape == (dim,):
+                return (f"; the runs of {k} cells of a block are summed first: "
+                        f"\\left(I \\otimes \\mathbf{{1}}_{{{k}}}^{{\\top}}\\right) (…)")
+        return ""
+
+    def is_identity(self, node) -> bool:
+        return (isinstance(node, Quantity) and node.name == "I" and "I" not in self.symbols
+                and node.time is None and node.sup is None and not node.transpose
+                and node.power == 1 and not node.prime)
+
+    def apply_block(self, acc: Expr, v: Value, term) -> Expr:
+        k, dim, base = v.expr
+        # column: the matrix as written acts; row: acc B = Bᵀ acc
+        summed = v.transpose if self.convention == "column" else not v.transpose
+        need = base if summed else dim
+        if acc.shape != (need,):
+            what = (f"sums each run of {k} entries of a vector of size {base}" if summed else
+                    f"repeats each entry of a vector of size {dim} {k} times")
+            hint = ""
+            if acc.shape == ((dim,) if summed else (base,)):
+                other = r"\mathbf{1}_{%d}%s" % (k, "^{\\top}" if summed == (
+                    self.convention == "row") else "")
+                hint = (f"; I \\otimes {other} " + ("repeats" if summed else "sums") +
+                        (" entries" if summed else f" each run of {k} entries"))
+            raise self.shape_error(term, f"`{self.formula.source(v.node)}` {what}, but is "
+                                   f"applied to a vector of size {_dims(acc.shape)}{hint} "
+                                   f"({self.convention}-vector convention)")
+        return BlockSum(acc, k, dim) if summed else Repeat(acc, k, base)
 
     # --- leaves ------------------------------------------------------------------------------
     def quantity(self, q: Quantity) -> Value:
@@ -428,6 +560,27 @@ def _has_gradient(node) -> bool:
     if isinstance(node, Postfix):
         return _has_gradient(node.arg)
     return False
+
+
+def _fit(es: list) -> list:
+    """The 1 in (1 - y) has the size of y (G for a gate of the blocks, not only H)."""
+    def const(e):
+        return isinstance(e, Ones) or (isinstance(e, Scale) and isinstance(e.arg, Ones))
+    shapes = {e.shape for e in es if not const(e)}
+    if len(shapes) != 1:
+        return es
+    shape = shapes.pop()
+    return [scale(e.coeff if isinstance(e, Scale) else 1, Ones(shape)) if const(e) else e
+            for e in es]
+
+
+def _lone_kron(s: Sum):
+    """The Kronecker product a group holds alone, as in (I \\otimes 1_k^T), or None."""
+    if len(s.terms) == 1 and s.terms[0].sign == 1 and not s.terms[0].summed:
+        fs = s.terms[0].product.factors
+        if len(fs) == 1 and isinstance(fs[0], Kron):
+            return fs[0]
+    return None
 
 
 def _dims(shape) -> str:

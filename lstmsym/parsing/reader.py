@@ -73,7 +73,16 @@ class Number(Node):
 
 @dataclass
 class OnesNode(Node):
-    pass
+    size: str | None = None     # the subscript of \mathbf{1}_{k} (only read after \otimes)
+
+
+@dataclass
+class Kron(Node):
+    """``left \\otimes right``: v ⊗ 1_k (repetition) or I ⊗ 1_kᵀ (block sum); interpret.py
+    decides which, and rejects anything else."""
+
+    left: Node = None
+    right: Node = None
 
 
 @dataclass
@@ -134,6 +143,7 @@ _READABLE = {
     "DELTA": r"\delta", "FONT": r"\mathrm", "FRAC": r"\frac", "ONES": r"\mathbf{1}",
     "PARTIAL": r"\partial", "SUM": r"\sum", "PERIOD": "'.'", "DIGIT": "a digit",
     "TOP": r"\top", "PRIME": "'", "PRIMECMD": r"\prime", "CIRC": r"\circ",
+    "OTIMES": r"\otimes",
 }
 
 
@@ -186,10 +196,21 @@ class FormulaTransformer(Transformer):
         return "sum"
 
     def product(self, meta, ch):
-        return Product(_span(meta), [c for c in ch if not isinstance(c, _Mulop)])
+        # \otimes binds tightest: a \circ v \otimes 1_k \circ b is a ∘ (v ⊗ 1_k) ∘ b
+        factors, kron = [], False
+        for c in ch:
+            if isinstance(c, _Mulop):
+                kron = c.otimes
+            elif kron:
+                left = factors.pop()
+                factors.append(Kron((left.span[0], c.span[1]), left, c))
+                kron = False
+            else:
+                factors.append(c)
+        return Product(_span(meta), factors)
 
     def mulop(self, meta, ch):
-        return _Mulop()
+        return _Mulop(getattr(ch[0], "type", None) == "OTIMES")
 
     def postfix(self, meta, ch):
         return ch[0]
@@ -200,6 +221,11 @@ class FormulaTransformer(Transformer):
     def factor(self, meta, ch):
         node = ch[0]
         for kind, value in ch[1:]:
+            ones = node.arg if isinstance(node, Postfix) else node
+            if kind == "sub" and isinstance(ones, OnesNode) and ones.size is None:
+                ones.size = value       # \mathbf{1}_{k}: checked where it is used
+                ones.span = (ones.span[0], meta.end_pos)
+                continue
             if kind == "sub":
                 raise FormulaSyntaxError(f"a subscript '_{{{value}}}' can only follow a name")
             t, p = _sup_meaning(value) if kind == "sup" else (False, 1)
@@ -371,7 +397,8 @@ class FormulaTransformer(Transformer):
 
 
 class _Mulop:
-    pass
+    def __init__(self, otimes: bool = False):
+        self.otimes = otimes
 
 
 _ACCENTS = {"tilde": "tilde", "widetilde": "tilde", "bar": "bar", "overline": "bar", "hat": "hat"}
@@ -439,6 +466,14 @@ def parse(text: str) -> Formula:
     return formula
 
 
+def located(text: str, pos: int, what: str) -> str:
+    """``line L, column C: what`` with the line of the text and a caret under position pos."""
+    line = text.count("\n", 0, pos) + 1
+    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    src = text.splitlines()[line - 1] if text.splitlines() else ""
+    return f"line {line}, column {col}: {what}\n  {src}\n  {' ' * (col - 1)}^"
+
+
 def _syntax_message(text: str, exc: UnexpectedInput) -> str:
     line = getattr(exc, "line", None)
     col = getattr(exc, "column", None)
@@ -465,4 +500,5 @@ def _syntax_message(text: str, exc: UnexpectedInput) -> str:
     return f"line {line}, column {col}: {what}\n  {src}\n  {caret}{hint}"
 
 
-__all__ = ["parse", "Formula", "FormulaSyntaxError", "FormulaNameError", "FormulaShapeError"]
+__all__ = ["parse", "located", "Formula", "FormulaSyntaxError", "FormulaNameError",
+           "FormulaShapeError"]

@@ -73,6 +73,10 @@ def token_latex(t, latex, row=False) -> str:
     if isinstance(t, tuple) and t[0] == "mat":
         # column: W^T v is written with the transpose; row: (v) W is written without it
         return latex(t[1]) + (r"^{\top}" if t[2] != row else "")
+    if isinstance(t, tuple) and t[0] == "repeat":
+        return r"\cdot \otimes \mathbf{1}_{%d}" % t[1]
+    if isinstance(t, tuple) and t[0] == "blocksum":
+        return r"\left(I \otimes \mathbf{1}_{%d}%s\right)" % (t[1], "" if row else r"^{\top}")
     if isinstance(t, tuple):
         return "(outer product)"
     return latex(t)

@@ -25,8 +25,8 @@ import sympy
 from lstmsym.cells import get_cell
 from lstmsym.derive import derive
 from lstmsym.errors import LstmsymError
-from lstmsym.expr import (Act, ActDeriv, Expr, Grad, Had, MatVec, OutGrad, Outer, Sym, shift,
-                          substitute, terms)
+from lstmsym.expr import (Act, ActDeriv, BlockSum, Expr, Grad, Had, MatVec, OutGrad, Outer,
+                          Repeat, Sym, shift, substitute, terms)
 from lstmsym.parsing.interpret import Claim, Hole, Reader
 from lstmsym.parsing.reader import FormulaShapeError, parse
 from lstmsym.verification.diagnosis import diagnose, distance
@@ -176,7 +176,7 @@ class Judge:
         if env is None:
             sizes = dict(SIZES)
             for dim, (base, k) in getattr(self.cell, "dims", {}).items():
-                sizes[base] = max(sizes[base], 2 * k) if sizes[base] % k else sizes[base]
+                sizes[base] = max(sizes[base], 2 * k)    # two blocks: G >= 2
                 sizes[dim] = sizes[base] // k
             env = ScalarEnv(sizes)
         times = {s.time for e in exprs for s in e.walk()
@@ -210,6 +210,8 @@ def _atoms(factors):
         elif isinstance(f, Outer):
             for side in (f.left, f.right):
                 yield from _atoms(side.args if isinstance(side, Had) else (side,))
+        elif isinstance(f, (Repeat, BlockSum)):
+            yield from _atoms(f.arg.args if isinstance(f.arg, Had) else (f.arg,))
         else:
             yield f
 

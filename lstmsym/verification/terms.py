@@ -6,6 +6,11 @@ is an atom (a state, gate, gradient, weight, σ(a), σ'(a)) or an affine map ``W
 Like terms are combined; Hadamard factors are sorted, so order does not matter; σ(a) of a gate's
 pre-activation is the gate (σ(\\bar f) ≡ f). ``contract`` rewrites σ(a)∘(1−σ(a)) as σ'(a) and
 1−tanh²(a) as tanh'(a) before expansion, so either writing gives the same factor.
+
+Memory-cell blocks: a repetition distributes over sums and Hadamard products, so
+``repeat(a ∘ b)`` is the factors ``repeat(a), repeat(b)``; a block sum takes the repeated
+factors out (``blocksum(repeat(a) ∘ u) = a ∘ blocksum(u)``) and keeps the rest inside, as an
+affine map keeps its vector.
 """
 from __future__ import annotations
 
@@ -14,8 +19,8 @@ from dataclasses import replace
 from fractions import Fraction
 
 from lstmsym.errors import LstmsymError
-from lstmsym.expr import (Act, ActDeriv, Add, Expr, Grad, Had, MatVec, Ones, OutGrad, Outer,
-                          Scale, Sym, Zero, had, map_children, scale, shift)
+from lstmsym.expr import (Act, ActDeriv, Add, BlockSum, Expr, Grad, Had, MatVec, Ones, OutGrad,
+                          Outer, Repeat, Scale, Sym, Zero, had, map_children, scale, shift)
 from lstmsym.parsing.interpret import Hole
 
 
@@ -147,7 +152,21 @@ class Normaliser:
             return [(Fraction(1), (Act(e.fn, point),))]
         if isinstance(e, ActDeriv):
             return [(Fraction(1), (ActDeriv(e.fn, self.point(e.arg)),))]
+        if isinstance(e, Repeat):
+            return [(c, tuple(Repeat(f, e.k, e.out_dim) for f in fs))
+                    for c, fs in self._expand(e.arg)]
+        if isinstance(e, BlockSum):
+            return [self._block_sum(c, fs, e) for c, fs in self._expand(e.arg)]
         raise LstmsymError(f"cannot expand {type(e).__name__} {e!r}")
+
+    @staticmethod
+    def _block_sum(c, fs, e: BlockSum):
+        """blocksum(repeat(a) ∘ u) = a ∘ blocksum(u); blocksum(1) = k·1."""
+        out = tuple(f.arg for f in fs if isinstance(f, Repeat) and f.k == e.k)
+        inside = [f for f in fs if not (isinstance(f, Repeat) and f.k == e.k)]
+        if not inside:
+            return c * e.k, out
+        return c, out + (BlockSum(product(_sorted(inside), e.arg.shape), e.k, e.out_dim),)
 
     def point(self, a: Expr) -> Expr:
         """The canonical point of an activation: a pre-activation's name when the sum is one."""
@@ -199,7 +218,8 @@ def term_expr(factors, coeff, shape) -> Expr:
 
 
 def tokens(factors) -> Counter:
-    """The multiset of factors of a term, affine maps as (matrix, transposed) plus their inside."""
+    """The multiset of factors of a term, affine maps as (matrix, transposed) plus their inside,
+    repetitions and block sums as ("repeat"|"blocksum", k) plus their inside."""
     out = Counter()
     for f in factors:
         if isinstance(f, MatVec):
@@ -211,6 +231,14 @@ def tokens(factors) -> Counter:
             for side in (f.left, f.right):
                 out.update(tokens(side.args if isinstance(side, Had) else (side,)))
             out[("outer",)] += 1
+        elif isinstance(f, Repeat):
+            out[("repeat", f.k)] += 1
+            out.update(tokens((f.arg,)))
+        elif isinstance(f, BlockSum):
+            out[("blocksum", f.k)] += 1
+            inner = f.arg.args if isinstance(f.arg, Had) else (() if isinstance(f.arg, Ones)
+                                                              else (f.arg,))
+            out.update(tokens(inner))
         else:
             out[f] += 1
     return out
