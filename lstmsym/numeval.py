@@ -141,9 +141,11 @@ def activation_functions(act: Activation) -> tuple:
     >>> float(f(0.0)), float(fprime(0.0))
     (0.5, 0.25)
     """
-    if act not in _COMPILED:
-        _COMPILED[act] = (_elementwise(act.scalar(_Z)), _elementwise(act.deriv(_Z)))
-    return _COMPILED[act]
+    # keyed by the functions, not the name: two activations may share a name, not a formula
+    key = (act.scalar, act.deriv_input)
+    if key not in _COMPILED:
+        _COMPILED[key] = (_elementwise(act.scalar(_Z)), _elementwise(act.deriv(_Z)))
+    return _COMPILED[key]
 
 
 # activation name -> (f, f') for the built-in activations (user ones: activation_functions)

@@ -39,7 +39,7 @@ DEFAULT_CONFIGS = ((1, 1, 2, 2), (4, 2, 3, 4), (7, 3, 2, 6))   # (T, B, I, H)
 DEFAULT_TRUNCATIONS = (None, 2, (2, 3), (3, 1), "1997")
 
 
-# ----- the reference forward pass: the cell's equations interpreted ---------------------------------
+# ----- the reference forward pass: the cell's equations interpreted -----------------------
 class _Forward(BatchFirst):
     """lstmsym.numeval on batch-major arrays, leaves read by (name, time); forward nodes only."""
 
