@@ -110,6 +110,7 @@ class Reader:
         f = parse(text)
         self.formula = f
         factors = f.rhs.terms[0].product.factors if len(f.rhs.terms) == 1 else []
+        factors = self.prepass(factors)     # s_c(t-1): a time in parentheses
         if len(factors) == 1:
             node = factors[0]
             if isinstance(node, Nabla):
@@ -187,6 +188,11 @@ class Reader:
 
     def apply(self, acc: Expr, v: Value, term) -> Expr:
         if v.kind == "vec":
+            # a placeholder such as \\sigma'(.) has the size of what it multiplies (G or H)
+            if isinstance(acc, Hole) and acc.shape != v.expr.shape:
+                acc = self.reshape_hole(acc, v.expr.shape)
+            if isinstance(v.expr, Hole) and v.expr.shape != acc.shape:
+                v = Value("vec", self.reshape_hole(v.expr, acc.shape), v.node)
             if v.expr.shape != acc.shape:
                 raise self.shape_error(term, f"`{self.formula.source(v.node)}` has size "
                                        f"{_dims(v.expr.shape)} but is multiplied elementwise "
@@ -213,6 +219,11 @@ class Reader:
             return self.apply_block(acc, v, term)
         raise self.shape_error(term, f"`{self.formula.source(v.node)}` (a transposed vector) "
                                "can only stand at the end of an outer product")
+
+    def reshape_hole(self, hole: Hole, shape) -> Hole:
+        new = replace(hole, shape=shape)
+        self.holes[hole.ident] = new
+        return new
 
     def latex_table(self) -> dict:
         """How each of the cell's names reads when written as the printer writes it

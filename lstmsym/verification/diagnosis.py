@@ -127,14 +127,22 @@ def _pair_factors(extra: list, missing: list) -> tuple:
     return pairs, extra, missing
 
 
+def _odd_one(side: str, t) -> str:
+    """An extra or missing block sum is one taken over the wrong factors (the block sum of a
+    product is not the product of the block sums)."""
+    if isinstance(t, tuple) and t[0] == "blocksum":
+        return "block sum over the wrong factors"
+    return f"{side} factor"
+
+
 def describe(tc: Counter, cc, td: Counter, dc, latex, row=False) -> list:
     extra = list((tc - td).elements())
     missing = list((td - tc).elements())
     pairs, extra, missing = _pair_factors(extra, missing)
     out = [(_label(x, y, row), f"${token_latex(x, latex, row)}$ where "
                                f"${token_latex(y, latex, row)}$ belongs") for x, y in pairs]
-    out += [("extra factor", f"${token_latex(x, latex, row)}$") for x in extra]
-    out += [("missing factor", f"${token_latex(y, latex, row)}$") for y in missing]
+    out += [(_odd_one("extra", x), f"${token_latex(x, latex, row)}$") for x in extra]
+    out += [(_odd_one("missing", y), f"${token_latex(y, latex, row)}$") for y in missing]
     if cc == -dc:
         out.append(("sign error", "the term has the wrong sign"))
     elif cc != dc:

@@ -121,7 +121,7 @@ class Judge:
         times = sorted({t.of.time for t in toks if isinstance(t, (Grad, OutGrad))}, reverse=True)
         pref = times[0] if times else 0
         order = [pref] + [x for x in (0, 1, -1) if x != pref]
-        pts = self.points(hole.fn)
+        pts = [(a, g) for a, g in self.points(hole.fn) if a.shape == hole.shape]
         gates = self.weight_gates(toks)
         ruled = [(a, g) for a, g in pts if g is not None and g.name in gates]
         if hole.deriv and ruled:
