@@ -35,7 +35,7 @@ def v(text, wrt, **kw):
     return verify(CELL, wrt, text, **kw)
 
 
-# --- the grammar: spellings of the repetition and the block sum ------------------------------------
+# --- the grammar: spellings of the repetition and the block sum -----------------------------------
 REPEAT = had(Repeat(y_in, 2, "H"), g_c)
 BLOCKSUM = BlockSum(had(Grad(C), g_c), 2, "G")
 
@@ -83,7 +83,7 @@ def test_every_printed_block_formula_reads_back_as_printed():
                 assert read(latex(e)) == e, latex(e)
 
 
-# --- bad uses: a clear error with line, column and a caret, never a traceback ----------------------
+# --- bad uses: a clear error with line, column and a caret, never a traceback ---------------------
 GOOD = r"\left(y^{in}_t \otimes \mathbf{1}_{2}\right) \circ g_c(t)"
 
 
@@ -145,7 +145,7 @@ def test_cli_bad_input_exits_2_without_traceback(capsys):
     assert status == 2 and f"line 1, column {col}:" in err and "Traceback" not in err
 
 
-# --- round trip: every gradient in lstmsym's own derivation, exact and truncated --------------------
+# --- round trip: every gradient in lstmsym's own derivation, exact and truncated ------------------
 def _rows(truncation):
     """(wrt as written, formula) for every gradient row of the derivation document: the one-step
     section (state, intermediate, delta, parameter and input gradients) and full BPTT (sums)."""
@@ -154,8 +154,8 @@ def _rows(truncation):
     for block in re.findall(r"\\begin\{align\*\}(.*?)\\end\{align\*\}", text, re.S):
         for row in re.split(r"\\\\\n(?!&\\quad)", block.strip()):
             lhs, rhs = row.split("&=")
-            m = re.fullmatch(r"\s*(?:\\left\[)?\\nabla_\{(.*)\}\\mathrm\{Div\}(\\right\]_\{t\})?\s*",
-                             lhs)
+            m = re.fullmatch(r"\s*(?:\\left\[)?\\nabla_\{(.*)\}\\mathrm\{Div\}"
+                             r"(\\right\]_\{t\})?\s*", lhs)
             wrt = m.group(1)
             if m.group(2) and "t-1" in wrt:
                 continue        # what step t passes back to a previous state: not a gradient
@@ -202,7 +202,7 @@ def test_the_truncated_formula_is_wrong_for_the_exact_gradient():
     assert not r.ok and len(r.issues) == 3 and "1997 truncated gradient" in r.note
 
 
-# --- right but written differently: accepted ---------------------------------------------------------
+# --- right but written differently: accepted ------------------------------------------------------
 GRAD_H = (r"\partial_{h_t}Div "
           r"+ W_{out,h}^T \left(\sigma'(\mathrm{net}_{out}(t+1)) \circ "
           r"(I \otimes \mathbf{1}_2^T)\left(\nabla_{h_{t+1}}Div \circ h(C_{t+1})\right)\right) "
@@ -212,7 +212,8 @@ GRAD_H = (r"\partial_{h_t}Div "
           r"(I \otimes \mathbf{1}_2^T)\left(\nabla_{C_{t+1}}Div \circ g_c(t+1)\right)\right)")
 GRAD_C = (r"\nabla_{h_t}Div \circ (y^{out}_t \otimes \mathbf{1}_2) \circ h'(C_t) "
           r"+ \nabla_{C_{t+1}}Div")
-DELTA_IN = r"\sigma'(\mathrm{net}_{in}(t)) \circ (I \otimes \mathbf{1}_2^T)(\nabla_{C_t}Div \circ g_c(t))"
+DELTA_IN = (r"\sigma'(\mathrm{net}_{in}(t)) \circ "
+            r"(I \otimes \mathbf{1}_2^T)(\nabla_{C_t}Div \circ g_c(t))")
 
 
 @pytest.mark.parametrize("wrt,text", [
@@ -241,7 +242,7 @@ def test_right_but_different_is_accepted(wrt, text):
 
 
 def test_row_convention_hand_written():
-    # row vectors: (∇ ∘ g_c) (I ⊗ 1_2) ∘ σ'(net_in) W_in,h is W_in,hᵀ(σ' ∘ blocksum(∇ ∘ g_c))
+    # row vectors: (∇ ∘ g_c) (I ⊗ 1_2) ∘ σ'(net_in) W_in,h is W_in,hᵀ(σ' ∘ blocksum(∇∘g_c))
     text = (r"\partial_{h_t}Div "
             r"+ \nabla_{h_{t+1}}Div \circ h(C_{t+1}) (I \otimes \mathbf{1}_2) "
             r"\circ \sigma'(\mathrm{net}_{out}(t+1)) W_{out,h} "
@@ -256,7 +257,7 @@ def test_row_convention_hand_written():
         v(bad, "h_t", convention="row")
 
 
-# --- one edit, one named mistake, with a counterexample -----------------------------------------------
+# --- one edit, one named mistake, with a counterexample -------------------------------------------
 BLOCK_H = r"(I \otimes \mathbf{1}_2^T)\left(\nabla_{h_{t+1}}Div \circ h(C_{t+1})\right)"
 MISTAKES = [
     ("wrong gate in the repetition", "C_t", GRAD_C.replace("y^{out}_t", "y^{in}_t"),
@@ -270,7 +271,8 @@ MISTAKES = [
                              r"\left((I \otimes \mathbf{1}_2^T) h(C_{t+1})\right)"),
      "block sum over the wrong factors", r"\left(I \otimes \mathbf{1}_{2}^{\top}\right)",
      None),
-    ("block sum of the wrong gradient", "net_in", DELTA_IN.replace(r"\nabla_{C_t}", r"\nabla_{h_t}"),
+    ("block sum of the wrong gradient", "net_in",
+     DELTA_IN.replace(r"\nabla_{C_t}", r"\nabla_{h_t}"),
      "wrong gradient", r"\nabla_{y^{c}_{t}}\mathrm{Div}", r"\nabla_{s_c(t)}\mathrm{Div}"),
     ("wrong gate's derivative outside the block sum", "net_in",
      DELTA_IN.replace(r"\mathrm{net}_{in}(t)", r"\mathrm{net}_{out}(t)"),
