@@ -235,6 +235,8 @@ DELTA_IN = (r"\sigma'(\mathrm{net}_{in}(t)) \circ "
                            r"\left((I \otimes \mathbf{1}_2) y^{out}_t\right)")),
     # a placeholder next to the output gate's weight: σ' at its pre-activation (size G)
     ("h_t", GRAD_H.replace(r"\sigma'(\mathrm{net}_{out}(t+1))", r"\sigma'(.)")),
+    ("net_in", r"(I \otimes \mathbf{1}_2^T)\left(\nabla_{C_t}Div \circ g_c(t) \circ "
+               r"(\sigma'(.) \otimes \mathbf{1}_2)\right)"),
 ])
 def test_right_but_different_is_accepted(wrt, text):
     r = v(text, wrt)

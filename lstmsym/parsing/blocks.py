@@ -25,7 +25,7 @@ class BlockReading:
     def kron(self, f: Kron) -> Value:
         """v ⊗ 1_k: v repeated (a vector); I ⊗ 1_k (H×G) or I ⊗ 1_kᵀ (G×H): a "block"
         value, applied like a matrix (the transposed one sums each run of k entries)."""
-        from lstmsym.parsing.interpret import Value     # interpret.py imports this module
+        from lstmsym.parsing.interpret import Hole, Value  # interpret.py imports this module
         k, ones_t = self.ones_size(f)
         dim, base = self.block_dims(k, f.right)
         if self.is_identity(f.left):
@@ -37,6 +37,8 @@ class BlockReading:
                                         f"cells); write I or I_{{{dim}}}"))
             return Value("block", (k, dim, base), f, ones_t)
         v = self.value(f.left)
+        if v.kind == "vec" and isinstance(v.expr, Hole):     # \\sigma'(.) \\otimes 1_k
+            v = Value("vec", self.reshape_hole(v.expr, (dim,)), v.node)
         if v.kind != "vec" or (ones_t and self.convention == "column"):
             raise FormulaSyntaxError(self.located(f, f"`{self.formula.source(f)}` is not "
                                      "understood: \\otimes is read only as v \\otimes "
