@@ -200,8 +200,17 @@ def _module(cell_name):
        I=st.integers(1, 4), H=st.integers(1, 4), scale=st.sampled_from([0.1, 1.0, 3.0]),
        data=st.data())
 def test_kernel_matches_torch_property(cell_name, T, B, I, H, scale, data):
-    """Sizes (down to 1), lengths, truncation windows and magnitudes, in float64."""
+    """Sizes (down to 1), lengths, truncation windows and magnitudes, in float64.
+
+    At scale 3 units saturate, and the derivative read from an activation's output, 1 - y^2
+    for tanh, inherits the output's rounding amplified by 1 / (1 - |y|): np.tanh and
+    torch.tanh may differ by one ulp (measured: elman-tanh, T = B = H = 1, z = 7.18, outputs
+    one ulp apart, 1 - y^2 then 9.6e-11 apart; against the exact value numpy's is off by
+    7.8e-11, torch's by 1.8e-11). Both are as accurate as float64 allows there, so saturated
+    problems are held to 1e-8; the moderate ones to the 1e-10 of the issue.
+    """
     k = data.draw(st.one_of(st.none(), st.integers(1, T)), label="truncate")
     prob = random_problem(cell_name, I, H, T, B, seed=T * 100 + B * 10 + H, scale=scale)
     errors = compare_kernel(kernel(cell_name), cell_name, **prob, truncate=k)
-    assert_close(errors, 1e-10, f"{cell_name} T={T} B={B} I={I} H={H} truncate={k}")
+    assert_close(errors, 1e-10 if scale < 3 else 1e-8,
+                 f"{cell_name} T={T} B={B} I={I} H={H} truncate={k} scale={scale}")
