@@ -250,7 +250,7 @@ def _own_gradient(cell, wrt):
     return latex(Judge(cell, wrt).derived())
 
 
-@pytest.mark.parametrize("name", [n for n in cell_names() if n != "lstm1997-blocks"])
+@pytest.mark.parametrize("name", cell_names())
 def test_every_cell_judges_its_own_printed_gradient_correct(name):
     cell = get_cell(name)
     for wrt in list(cell.state_names) + [x.name for x in cell.inputs]:
@@ -259,7 +259,7 @@ def test_every_cell_judges_its_own_printed_gradient_correct(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in cell_names() if n != "lstm1997-blocks"])
+@pytest.mark.parametrize("name", cell_names())
 def test_every_cell_judges_its_own_parameter_gradients_correct(name):
     cell = get_cell(name)
     for p in cell.params:
@@ -333,6 +333,6 @@ def test_each_term_dropped_or_negated_is_named(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in cell_names() if n != "lstm1997-blocks"])
+@pytest.mark.parametrize("name", cell_names())
 def test_each_term_dropped_or_negated_is_named_every_cell(name):
     _check_edits(name)
