@@ -126,7 +126,9 @@ def floor_runner(cell, dtype, B, I, H, T, seed=0):
     hs, dZ = rand(T, B, H), rand(T, B, GH)
     P, Z, dH = np.empty((T * B, GH), dtype), np.empty((T, B, GH), dtype), np.empty((T, B, H), dtype)
     dWx, dWh, dX = np.empty((GH, I), dtype), np.empty((GH, H), dtype), np.empty((T * B, I), dtype)
-    WxT, WhT = Wx.T, Wh.T
+    # transposed once, contiguous: v @ W_T reads W_T in memory order, which OpenBLAS does faster
+    # than v @ W.T (float32: 20-30 % per step's product); the kernels do the same
+    WxT, WhT = np.ascontiguousarray(Wx.T), np.ascontiguousarray(Wh.T)
     dZ2, hs2 = dZ.reshape(T * B, GH), hs.reshape(T * B, H)
 
     def run():

@@ -40,8 +40,9 @@ def forward_function(plan) -> Function:
     body = [Assign("T, B, sizes", call("check_inputs", "params", "x", "state0"))]
     body += _dims(plan) + _params(plan)
     body.append(Comment("stacked matrices: one product per group of projections of one vector"
-                        + (" (rows of sigmoid gates halved)" if halves else "")))
-    body += _stacks(plan, halved) + _bias_stacks(pair, runs, halves)
+                        + (" (rows of sigmoid gates halved)" if halves else "")
+                        + ";\nthe recurrent ones also transposed into memory order (see transposed)"))
+    body += _stacks(plan, halved, transposed=True) + _bias_stacks(pair, runs, halves)
     body.append(Comment("states for t = 0..T (index 0 is the initial state)"))
     for st in ncell.states:
         size = _size(st.shape)
@@ -104,12 +105,12 @@ def forward_function(plan) -> Function:
                     recurrent = f"{g.name}_recurrent"
                     buffers.append(Assign(recurrent, call("np.empty", f"(B, {g.rows})",
                                                           "dtype=x.dtype")))
-                    loop.append(Stmt(call("np.matmul", pr.doprint(g.vec), f"{g.weights}.T",
+                    loop.append(Stmt(call("np.matmul", pr.doprint(g.vec), f"{g.weights}_T",
                                           out=recurrent)))
                     loop.append(Comment("added to the input projections (biases included)"))
                     loop.append(Stmt(call("np.add", g.buffer, recurrent, out=g.buffer)))
                 else:
-                    loop.append(Stmt(call("np.matmul", pr.doprint(g.vec), f"{g.weights}.T",
+                    loop.append(Stmt(call("np.matmul", pr.doprint(g.vec), f"{g.weights}_T",
                                           out=g.buffer)))
                 if pair and g is pair[0] and not direct:
                     loop += _combined_adds(pair, runs)
