@@ -24,11 +24,13 @@ sizes of bench_kernels.py and with the same thread limits:
    same chain split over the two halves of the batch, the second half on a worker thread
    (NumPy releases the GIL inside its loops).
 
-Measured (2 cores, 2 threads; see the README): neither alternative is faster. The
-feature-major layout is 0-5 % slower than the kernel at (32,128,128,50) and (64,256,256,100)
-and faster only in float32 at (16,512,512,50); the two-thread split costs 25-40 µs per step
-more than one thread (handing work to a thread costs more than the work, and OpenBLAS's idle
-threads spin on the same two cores).
+Measured (2 cores, 2 threads; see the README): neither alternative is a general win. The
+feature-major layout ties or loses at (32,128,128,50) and (64,256,256,100) (0.99-1.11x the
+kernel's time) and wins only at (16,512,512,50), where B = 16 (0.87-0.95x); its transposes at
+the boundaries (the input projection, the outputs, the deltas for the parameter GEMMs) eat
+what the contiguous gate slices save. The two-thread split costs 30-70 µs per step more than
+one thread: handing work to a thread costs more than the work, and OpenBLAS's idle threads spin
+on the same two cores.
 """
 from __future__ import annotations
 
