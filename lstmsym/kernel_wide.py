@@ -229,10 +229,12 @@ def _bias_adds(pair, runs, buffer) -> list:
 def _bias_folds(plan, buffer) -> list:
     """The biases that sit next to an input projection that is not combined (``_combine``),
     added to its column of the all-steps projection ``buffer`` once, before the loop."""
-    xg = plan.wide[0][1]
-    return [Stmt(call("np.add", f"{buffer}[:, :, {xg.slices[k][0]}:{xg.slices[k][1]}]",
-                      bias.name, out=f"{buffer}[:, :, {xg.slices[k][0]}:{xg.slices[k][1]}]"))
-            for k, bias in getattr(plan, "bias_folds", [])]
+    xg, folds = plan.wide[0][1], getattr(plan, "bias_folds", [])
+    out = [Comment(f"{', '.join(b.name for _, b in folds)}: added once, beside "
+                   f"{'its' if len(folds) == 1 else 'their'} input projection")] if folds else []
+    return out + [Stmt(call("np.add", f"{buffer}[:, :, {xg.slices[k][0]}:{xg.slices[k][1]}]",
+                            bias.name, out=f"{buffer}[:, :, {xg.slices[k][0]}:{xg.slices[k][1]}]"))
+                  for k, bias in folds]
 
 
 def _combined_adds(pair, runs) -> list:
