@@ -341,3 +341,16 @@ def test_wrt_with_times_in_parentheses():
     assert reader.wrt(r"\mathrm{net}_{\mathrm{in}}(t)").name == "net_in"
     with pytest.raises(LstmsymError, match="name one quantity"):
         reader.wrt(r"s_c(t) \circ g_c(t)")
+
+
+@pytest.mark.parametrize("wrt", ["h", "C", "x"])
+def test_row_convention_printout_of_the_blocks_reads_back_correct(wrt):
+    """The row-convention printer writes a block sum as u (I ⊗ 1_2), which the reader takes
+    back (it used to print the column form (I ⊗ 1_2ᵀ) u, a shape error in row convention)."""
+    from lstmsym.verification.judge import Judge
+    from lstmsym.verification.result import row_latex
+    cell = get_cell("lstm1997-blocks")
+    text = row_latex(Judge(cell, wrt).derived())
+    assert r"\left(I \otimes \mathbf{1}_{2}\right)" in text or wrt == "C"
+    r = verify(cell, wrt, text, convention="row")
+    assert r.ok, str(r)

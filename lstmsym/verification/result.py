@@ -156,6 +156,11 @@ def row_latex(e) -> str:
             right = self.paren(e.right, PREC_ATOM)
             return f"{right}{self._settings['transpose']}\\, {left}"
 
+        def _print_BlockSum(self, e):
+            # the sum over each block's k cells acts from the right on a row: u (I ⊗ 1_k)
+            return r"%s \left(I \otimes \mathbf{1}_{%d}\right)" % (
+                self.paren(e.arg, PREC_MATVEC + 1), e.k)
+
     return RowLatexPrinter({}).doprint(e)
 
 
