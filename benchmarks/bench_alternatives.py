@@ -47,6 +47,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_kernels as bk  # noqa: E402  (the sibling script: sizes, floor, threads, loader)
 
+from lstmsym.verification.oracle import rel_error  # noqa: E402
+
 
 # --- 1. the cost of one call --------------------------------------------------------------------
 
@@ -182,7 +184,7 @@ def check_feature_major(kernel, H=5, I=4, B=3, T=6):
     want_b = np.concatenate([d_params[f"b_{g}"] for g in order])
     for name, got, want in (("h", h, out["h"]), ("dx", dx, d_x), ("dW_h", dWh, want_Wh),
                             ("db", db, want_b)):
-        err = np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-300)
+        err = rel_error(got, want)
         if err > 1e-12:
             raise SystemExit(f"feature-major LSTM disagrees with the kernel on {name}: {err:.2e}")
 

@@ -11,9 +11,6 @@ import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
-pytest.importorskip("torch")
-pytest.importorskip("threadpoolctl")
-
 
 def run_script(name, *args):
     proc = subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True,
