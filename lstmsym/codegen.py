@@ -211,6 +211,7 @@ def plan_kernel(cell) -> Plan:
                 set(), dict(cell.dims))
     plan.resolve = resolve
     plan.act_slot = {}          # activation output -> (group, slot) it lives in (kernel_build)
+    plan.bias_folds = []        # (input slot, bias) added to the input projection (kernel_wide)
     plan.parent = display
     # homes of gradients: per-step groups first (their GEMM needs them inside the step)
     for g in sorted(groups, key=lambda g: not g.per_step):

@@ -50,7 +50,8 @@ def backward_function(plan) -> Function:
                   "(B, size[name])", "x.dtype"))])]))
     body.append(Assign("d_params", "{name: np.zeros_like(params[name]) for name in PARAMS}"))
     body.append(Assign("d_x", call("empty_seq", "x.shape", "x.dtype")))
-    if not _writes_all_of_d_x(plan):
+    direct_d_x = _writes_all_of_d_x(plan)
+    if not direct_d_x:
         body.append(Assign("d_x[...]", "0.0"))
     body.append(Assign("d_state0", "{name: np.zeros((B, size[name]), dtype=x.dtype) "
                                    "for name in STATES}"))
@@ -70,7 +71,7 @@ def backward_function(plan) -> Function:
     body.append(Assign("work", "{" + ", ".join(work) + "}"))
     body.append(If('mode is None or mode == "1997"', [Assign("passes", "[(T - 1, 0, 0)]")],
                    [Assign("passes", "windows(T, *mode)")]))
-    if _writes_all_of_d_x(plan):
+    if direct_d_x:
         body.append(Comment("one pass from t = 0 writes all of d_x with one GEMM; "
                             "windows add into it"))
         body.append(If("len(passes) > 1 or passes[0][2] > 0", [Assign("d_x[...]", "0.0")]))
@@ -230,17 +231,30 @@ def window_function(plan, mode) -> Function:
                     ["params", "cache", "d_out", "final", "work", "span", "grads"], doc, body)
 
 
+def _input_gradients(plan, mode) -> list:
+    """(input, terms, stacked) per input: its gradient's terms with the products of stacked
+    deltas collapsed into one GEMM each, and the groups of those GEMMs."""
+    from lstmsym.codegen import collapse, rewrite
+    out = []
+    for x in plan.ncell.inputs:
+        terms = [rewrite(plan, t.expr) for t in plan.derivations[mode].inputs[x.name]]
+        stacked = []
+        terms = collapse(plan, terms, lambda g: stacked.append(g) or call(
+            "seq_matmul", f"{_seq(g.dbuffer)}[lo:hi]", g.weights))
+        out.append((x, terms, stacked))
+    return out
+
+
 def _writes_all_of_d_x(plan) -> bool:
     """True when every input's gradient is one GEMM that the only backward pass from t = 0
-    writes straight into d_x, in both window functions (exact and 1997)."""
-    direct = "only_pass and lo == 0"
-    return all(sum(isinstance(s, If) and s.test == direct for s in window_sums(plan, mode))
-               == len(plan.ncell.inputs) for mode in MODES)
+    writes straight into d_x (``window_sums``), in both window functions (exact and 1997)."""
+    return all(len(terms) == 1 and stacked for mode in MODES
+               for _, terms, stacked in _input_gradients(plan, mode))
 
 
 def window_sums(plan, mode) -> list:
     """Parameter and input gradients of the window's steps, as GEMMs over all of them."""
-    from lstmsym.codegen import collapse, rewrite
+    from lstmsym.codegen import rewrite
     d = plan.derivations[mode]
     names = Names(plan, window=True)
     pr = NumpyPrinter(names=names, window=True)
@@ -305,11 +319,7 @@ def window_sums(plan, mode) -> list:
         if len(p.shape) == 1:
             value = call("np.sum", value, "axis=(0, 1)")
         out.append(AugAssign(f'd_params["{p.name}"]', "+", value))
-    for x in plan.ncell.inputs:
-        terms = [rewrite(plan, t.expr) for t in d.inputs[x.name]]
-        stacked = []
-        terms = collapse(plan, terms, lambda g: stacked.append(g) or call(
-            "seq_matmul", f"{_seq(g.dbuffer)}[lo:hi]", g.weights))
+    for x, terms, stacked in _input_gradients(plan, mode):
         if not terms:
             continue
         accumulate = AugAssign("d_x[lo:hi]", "+", pr.doprint(add(Zero(x.shape), *terms)))

@@ -133,9 +133,7 @@ def _stacks(plan, halved=None, transposed=False) -> list:
                                                   for k, (p, _) in enumerate(g.members))
                 + "]", "axis=0")))
         if transposed and g.per_step:
-            out.append(Assign(f"{g.weights}_T", call(
-                "transposed", ("0.5 * " if 0 in half and len(g.members) == 1 else "")
-                + g.weights)))
+            out.append(Assign(f"{g.weights}_T", call("transposed", g.weights)))
     return out
 
 

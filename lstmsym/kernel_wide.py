@@ -78,7 +78,7 @@ def _combine(plan):
         ok.append((good, bias))
     # an input projection that is not combined keeps its own summand; a bias added next to it
     # goes into its column of the all-steps projection once, before the loop
-    plan.bias_folds = []
+    plan.bias_folds.clear()
     for k, (_, p) in enumerate(xg.members):
         eq = owner.get(p)
         if (k < len(ok) and ok[k][0]) or eq is None or p in plan.used:
@@ -229,7 +229,7 @@ def _bias_adds(pair, runs, buffer) -> list:
 def _bias_folds(plan, buffer) -> list:
     """The biases that sit next to an input projection that is not combined (``_combine``),
     added to its column of the all-steps projection ``buffer`` once, before the loop."""
-    xg, folds = plan.wide[0][1], getattr(plan, "bias_folds", [])
+    xg, folds = plan.wide[0][1], plan.bias_folds
     out = [Comment(f"{', '.join(b.name for _, b in folds)}: added once, beside "
                    f"{'its' if len(folds) == 1 else 'their'} input projection")] if folds else []
     return out + [Stmt(call("np.add", f"{buffer}[:, :, {xg.slices[k][0]}:{xg.slices[k][1]}]",
