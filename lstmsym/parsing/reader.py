@@ -137,7 +137,7 @@ _GRAMMAR = Path(__file__).with_name("grammar.lark")
 _PARSER = None
 
 _READABLE = {
-    "RPAR": "')'", "LPAR": "'('", "ADDOP": "'+' or '-'", "CIRC": r"'\circ'", "CDOT": r"'\cdot'",
+    "RPAR": "')'", "LPAR": "'('", "ADDOP": "'+' or '-'", "CDOT": r"'\cdot'",
     "LETTER": "a name", "NUMBER": "a number", "LOSS": "Div", "EQUALS": "'='", "RBRACE": "'}'",
     "LBRACE": "'{'", "FUNC": r"\sigma or \tanh", "NABLA": r"\nabla", "ACCENT": r"\tilde",
     "DELTA": r"\delta", "FONT": r"\mathrm", "FRAC": r"\frac", "ONES": r"\mathbf{1}",
