@@ -40,6 +40,7 @@ forward graph in which the previous states enter the net inputs (the equations w
 """
 from __future__ import annotations
 
+import math
 import random
 import time
 from fractions import Fraction
@@ -71,7 +72,7 @@ def instance_sizes(cell, hidden_sizes=(2, 3), input_size: int = 2) -> list:
         if base != "H":
             raise LstmsymError(f"cell {cell.name!r}: dimension defined through {base!r}; "
                                "the proof knows sizes derived from H only")
-        step = step * k // _gcd(step, k)
+        step = math.lcm(step, k)
     hs = sorted({-(-h // step) * step for h in hidden_sizes})
     if len(hidden_sizes) > 1 and len(hs) == 1:
         hs.append(hs[0] + step)
@@ -82,12 +83,6 @@ def instance_sizes(cell, hidden_sizes=(2, 3), input_size: int = 2) -> list:
             sizes[name] = sizes[base] // k
         out.append(sizes)
     return out
-
-
-def _gcd(a, b):
-    while b:
-        a, b = b, a % b
-    return a
 
 
 # ----- the formulas of a derivation --------------------------------------------------------------
