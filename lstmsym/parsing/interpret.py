@@ -168,9 +168,7 @@ class Reader(BlockReading):
                     acc = self.sum(v.node.expr)
                 elif v.kind == "vec":
                     acc = v.expr
-                elif v.kind == "tvec" and self.convention == "row" and outer_left is None:
-                    outer_left = v.expr
-                elif v.kind == "tvec" and self.convention == "column" and outer_left is None:
+                elif v.kind == "tvec" and outer_left is None:
                     outer_left = v.expr
                 else:
                     side = "start" if self.convention == "row" else "end"
