@@ -2,10 +2,10 @@
 and a forward pass that keeps everything.
 
 The analyses need a cell's forward step and its *derived* backward step as numbers, at sizes
-where SymPy would be slow. ``evaluate(expr, values)`` walks the same trees the printers print
-(lstmsym/expr.py) with lstmsym.numeval's evaluator on its ``BatchLast`` layout: every vector
-is a 2-D array of shape (n, B), B columns evaluated at once, which is how a whole Jacobian
-comes out of one backward pass (B basis cotangents side by side). ``activation(name)`` gives
+where SymPy would be slow. ``evaluate(expr, values)`` (lstmsym.numeval's, re-exported here)
+walks the same trees the printers print (lstmsym/expr.py); on its default ``BatchLast`` layout
+every vector is a 2-D array of shape (n, B), B columns evaluated at once, which is how a whole
+Jacobian comes out of one backward pass (B basis cotangents side by side). ``activation(name)`` gives
 (f, f') from numeval's one activation table (``FUNCTIONS``, ``stable_sigmoid``).
 
 ``random_params`` draws parameters for any cell; ``run_forward`` runs a cell over a sequence and
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from lstmsym.errors import LstmsymError
-from lstmsym.numeval import FUNCTIONS, BatchLast, activation_functions, stable_sigmoid
+from lstmsym.numeval import FUNCTIONS, activation_functions, evaluate, stable_sigmoid
 from lstmsym.ops import ACTIVATIONS
 
 
@@ -40,20 +40,6 @@ def activation(name: str):
         return activation_functions(ACTIVATIONS[name])
     known = list(FUNCTIONS) + [a for a in ACTIVATIONS if a not in FUNCTIONS]
     raise LstmsymError(f"unknown activation {name!r}; the analyses know: " + ", ".join(known))
-
-
-def evaluate(expr, values: dict) -> np.ndarray:
-    """Evaluate a vector-level tree with NumPy (lstmsym.numeval, batch along the columns).
-
-    Arguments:
-        expr: an ``lstmsym.expr`` node.
-        values: leaf -> array; keys are ``Sym`` (vectors as (n, B) arrays, matrices as (n, m)),
-            ``Grad`` and ``OutGrad`` nodes. A missing ``OutGrad`` counts as zero.
-
-    Returns:
-        an (n, B) array for a vector, (n, m) for a matrix.
-    """
-    return BatchLast(values)(expr)
 
 
 # ----- sizes and parameters of a cell -----------------------------------------------------------
