@@ -27,7 +27,7 @@ from lstmsym.parsing.blocks import BlockReading, lone_kron
 from lstmsym.parsing.reader import (Call, Formula, FormulaNameError, FormulaShapeError,
                                     FormulaSyntaxError, Group, Jacobian, Kron, Nabla, Number,
                                     OnesNode, Postfix, Product, Quantity, Sum, Term, _paren_time,
-                                    parse)
+                                    line_column, parse)
 
 FUNCTIONS = {"sigma": sigmoid, "sigm": sigmoid, "sigmoid": sigmoid, "tanh": tanh,
              "ReLU": relu, "relu": relu}
@@ -143,11 +143,7 @@ class Reader(BlockReading):
                                  f"{line}, column {col}): {detail}")
 
     def position(self, node):
-        text = self.formula.text
-        start = node.span[0]
-        line = text.count("\n", 0, start) + 1
-        col = start - (text.rfind("\n", 0, start) + 1) + 1
-        return line, col
+        return line_column(self.formula.text, node.span[0])
 
     # --- products: the chain rule written left to right (row) or right to left (column) ------
     def chain(self, seed, factors, term) -> Expr:

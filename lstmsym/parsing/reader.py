@@ -466,10 +466,16 @@ def parse(text: str) -> Formula:
     return formula
 
 
-def located(text: str, pos: int, what: str) -> str:
-    """``line L, column C: what`` with the line of the text and a caret under position pos."""
+def line_column(text: str, pos: int) -> tuple:
+    """(line, column), both from 1, of the character at ``pos`` in ``text``."""
     line = text.count("\n", 0, pos) + 1
     col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return line, col
+
+
+def located(text: str, pos: int, what: str) -> str:
+    """``line L, column C: what`` with the line of the text and a caret under position pos."""
+    line, col = line_column(text, pos)
     src = text.splitlines()[line - 1] if text.splitlines() else ""
     return f"line {line}, column {col}: {what}\n  {src}\n  {' ' * (col - 1)}^"
 
@@ -500,5 +506,5 @@ def _syntax_message(text: str, exc: UnexpectedInput) -> str:
     return f"line {line}, column {col}: {what}\n  {src}\n  {caret}{hint}"
 
 
-__all__ = ["parse", "located", "Formula", "FormulaSyntaxError", "FormulaNameError",
+__all__ = ["parse", "located", "line_column", "Formula", "FormulaSyntaxError", "FormulaNameError",
            "FormulaShapeError"]

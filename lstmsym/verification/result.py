@@ -169,11 +169,10 @@ def _hole_text(hole) -> str:
 
 
 def _where(text, hole) -> str:
+    from lstmsym.parsing.reader import line_column
     if not text:
         return "?"
-    start = hole.where[0]
-    line = text.count("\n", 0, start) + 1
-    col = start - (text.rfind("\n", 0, start) + 1) + 1
+    line, col = line_column(text, hole.where[0])
     return f"line {line}, column {col}"
 
 
