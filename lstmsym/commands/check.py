@@ -98,12 +98,11 @@ def check_cell(cell, sizes, input_size, truncation, gradcheck=True, emit=None,
     ``emit(verdict)`` is called as each verdict is reached; ``status(text)`` with progress.
     """
     from lstmsym.derive import derive
-    from lstmsym.verification.symbolic import formulas, prove_derivation
+    from lstmsym.verification.symbolic import prove_derivation
     start = time.perf_counter()
     d = derive(cell, truncation=truncation)
-    total = len(formulas(d))
 
-    def progress(done, _total, verdict):
+    def progress(done, total, verdict):
         if emit:
             emit(verdict)
         if status:
