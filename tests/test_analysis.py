@@ -227,7 +227,7 @@ def test_step_jacobian_agrees_with_lstmsym_jacobian(name):
 
 
 def test_truncated_input_gradient_is_exact_inside_the_window_and_zero_outside():
-    from lstmsym.analysis.truncation import load_kernel
+    from lstmsym.codegen import load_kernel
     kernel = load_kernel("lstm")
     params = kernel.init_params(3, 4, seed=0, dtype=np.float64)
     x = np.random.default_rng(0).standard_normal((15, 2, 3))

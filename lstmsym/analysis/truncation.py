@@ -24,16 +24,6 @@ from lstmsym.cells import get_cell
 from lstmsym.errors import LstmsymError
 
 
-def load_kernel(cell):
-    """The generated NumPy kernel of ``cell`` (lstmsym.codegen.load_kernel)."""
-    try:
-        from lstmsym.codegen import load_kernel as _load
-        return _load(get_cell(cell))
-    except ImportError as exc:
-        raise LstmsymError(f"the kernel generator is not available ({exc}); the truncation "
-                           "analysis needs lstmsym.codegen") from None
-
-
 @dataclass
 class TruncationEffect:
     """Full against truncated BPTT for one cell on the long-lag task."""
@@ -87,6 +77,7 @@ def truncation_effect(cell, steps: int = 60, k2s=(1, 5, 10, 20, 40), hidden_size
             raise LstmsymError(f"k2 = {k}: the truncation length must be a whole number >= 1")
     if steps < 2:
         raise LstmsymError(f"steps = {steps}: the long-lag task needs at least 2 steps")
+    from lstmsym.codegen import load_kernel    # imported when used, like lstmsym's own export
     name = get_cell(cell).name
     if progress:
         print(f"truncation: {name}, generating the kernel", file=sys.stderr, flush=True)
