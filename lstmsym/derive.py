@@ -84,9 +84,7 @@ class Derivation:
         var = self._var(var)
         keep = set(keep or ())
         stop = {s.name for s in self.cell.states} | keep
-        expr = self.grad(var) if var.role != "state" else _sum(
-            [t for t in self.grads[var]], var.shape)
-        return self._expand(expr, stop)
+        return self._expand(self.grad(var), stop)
 
     def _expand(self, expr, stop):
         mapping = {}
