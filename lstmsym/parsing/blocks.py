@@ -13,6 +13,7 @@ from __future__ import annotations
 from lstmsym.expr import BlockSum, Expr, Repeat
 from lstmsym.parsing.reader import (FormulaShapeError, FormulaSyntaxError, Kron, OnesNode,
                                     Postfix, Quantity, Sum, located)
+from lstmsym.parsing.reader import dims_text as _dims
 
 
 class BlockReading:
@@ -134,10 +135,6 @@ def lone_kron(s: Sum):
         if len(fs) == 1 and isinstance(fs[0], Kron):
             return fs[0]
     return None
-
-
-def _dims(shape) -> str:
-    return "×".join(str(d) for d in shape)
 
 
 __all__ = ["BlockReading", "lone_kron"]

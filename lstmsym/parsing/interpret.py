@@ -28,6 +28,7 @@ from lstmsym.parsing.reader import (Call, Formula, FormulaNameError, FormulaShap
                                     FormulaSyntaxError, Group, Jacobian, Kron, Nabla, Number,
                                     OnesNode, Postfix, Product, Quantity, Sum, Term, _paren_time,
                                     line_column, parse)
+from lstmsym.parsing.reader import dims_text as _dims
 
 FUNCTIONS = {"sigma": sigmoid, "sigm": sigmoid, "sigmoid": sigmoid, "tanh": tanh,
              "ReLU": relu, "relu": relu}
@@ -474,10 +475,6 @@ def _fit(es: list) -> list:
     shape = shapes.pop()
     return [scale(e.coeff if isinstance(e, Scale) else 1, Ones(shape)) if const(e) else e
             for e in es]
-
-
-def _dims(shape) -> str:
-    return "×".join(str(d) for d in shape)
 
 
 def _key(q: Quantity) -> str:

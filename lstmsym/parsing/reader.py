@@ -466,6 +466,11 @@ def parse(text: str) -> Formula:
     return formula
 
 
+def dims_text(shape) -> str:
+    """A shape as the messages write it: ("H", "I") -> "H×I"."""
+    return "×".join(str(d) for d in shape)
+
+
 def line_column(text: str, pos: int) -> tuple:
     """(line, column), both from 1, of the character at ``pos`` in ``text``."""
     line = text.count("\n", 0, pos) + 1
@@ -506,5 +511,5 @@ def _syntax_message(text: str, exc: UnexpectedInput) -> str:
     return f"line {line}, column {col}: {what}\n  {src}\n  {caret}{hint}"
 
 
-__all__ = ["parse", "located", "line_column", "Formula", "FormulaSyntaxError", "FormulaNameError",
+__all__ = ["parse", "located", "line_column", "dims_text", "Formula", "FormulaSyntaxError", "FormulaNameError",
            "FormulaShapeError"]

@@ -29,6 +29,7 @@ from lstmsym.expr import (Act, ActDeriv, BlockSum, Expr, Grad, Had, MatVec, OutG
                           Repeat, Sym, shift, substitute, terms)
 from lstmsym.parsing.interpret import Claim, Hole, Reader
 from lstmsym.parsing.reader import FormulaShapeError, parse
+from lstmsym.parsing.reader import dims_text as _dims
 from lstmsym.verification.diagnosis import diagnose, distance
 from lstmsym.verification.profiles import get_profile, parse_maps
 from lstmsym.verification.result import VerifyResult
@@ -432,10 +433,6 @@ def _numbers(m):
     if m.cols == 1:
         return [r[0] for r in rows]
     return rows
-
-
-def _dims(shape) -> str:
-    return "×".join(str(d) for d in shape)
 
 
 __all__ = ["verify", "Judge", "VerifyResult"]
