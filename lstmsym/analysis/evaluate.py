@@ -5,8 +5,9 @@ The analyses need a cell's forward step and its *derived* backward step as numbe
 where SymPy would be slow. ``evaluate(expr, values)`` (lstmsym.numeval's, re-exported here)
 walks the same trees the printers print (lstmsym/expr.py); on its default ``BatchLast`` layout
 every vector is a 2-D array of shape (n, B), B columns evaluated at once, which is how a whole
-Jacobian comes out of one backward pass (B basis cotangents side by side). ``activation(name)`` gives
-(f, f') from numeval's one activation table (``FUNCTIONS``, ``stable_sigmoid``).
+Jacobian comes out of one backward pass (B basis cotangents side by side).
+``activation(name)`` gives (f, f') from numeval's one activation table (``FUNCTIONS``,
+``stable_sigmoid``).
 
 ``random_params`` draws parameters for any cell; ``run_forward`` runs a cell over a sequence and
 keeps every intermediate of every step (the cache the derived backward step reads).
