@@ -90,14 +90,6 @@ class LatexPrinter(Printer):
         return out
 
     @staticmethod
-    def join_terms(pairs) -> str:
-        first_sign, first = pairs[0]
-        text = ("-" if first_sign == "-" else "") + first
-        for sign, s in pairs[1:]:
-            text += f" {sign} {s}"
-        return text
-
-    @staticmethod
     def superscript(base: str, sup: str) -> str:
         """``base^{sup}``, braced when ``base`` already carries a superscript (y^{c} -> {y^{c}})."""
         if "^" in base:
@@ -130,7 +122,7 @@ class LatexPrinter(Printer):
 
     # --- sums -------------------------------------------------------------------------------
     def _print_Add(self, e):
-        return self.join_terms(self.signed_terms(e))
+        return join_signed(self.signed_terms(e))
 
     def _print_Scale(self, e):
         c = e.coeff
@@ -181,6 +173,20 @@ class LatexPrinter(Printer):
         raise TypeError(f"the LaTeX printer cannot print {type(e).__name__}: {e!r}")
 
 
+def join_signed(terms, first_line=True) -> str:
+    """Signed terms (as from ``signed_terms``) as one sum: ``a - b + c``.
+
+    With ``first_line=False`` the first term keeps its sign too (a continuation line).
+    """
+    out = []
+    for k, (sign, tex) in enumerate(terms):
+        if k == 0 and first_line:
+            out.append(("-" if sign == "-" else "") + tex)
+        else:
+            out.append(f"{sign} {tex}")
+    return " ".join(out)
+
+
 def latex(e, **settings) -> str:
     """LaTeX for an lstmsym expression.
 
@@ -192,4 +198,4 @@ def latex(e, **settings) -> str:
     return LatexPrinter(settings).doprint(e)
 
 
-__all__ = ["LatexPrinter", "latex", "precedence"]
+__all__ = ["LatexPrinter", "join_signed", "latex", "precedence"]

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from sympy.printing.printer import Printer
 
+from lstmsym.printing.latex import join_signed
+
 
 # --- blocks -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -152,16 +154,6 @@ def split_signed(tex: str):
     if depth != 0 or not all(t for _, t in terms):
         return None
     return terms
-
-
-def join_signed(terms, first_line=True) -> str:
-    out = []
-    for k, (sign, tex) in enumerate(terms):
-        if k == 0 and first_line:
-            out.append(("-" if sign == "-" else "") + tex)
-        else:
-            out.append(f"{sign} {tex}")
-    return " ".join(out)
 
 
 # --- shared printer logic ---------------------------------------------------------------------
