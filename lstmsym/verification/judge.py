@@ -388,18 +388,20 @@ def network_counterexample(j: Judge, claimed, derived, shown, seed: int) -> dict
         av = instantiate(claimed, env).evalf(30)
         bv = instantiate(derived, env).evalf(30)
         if any(abs(x - y) > 1e-9 * (1 + abs(y)) for x, y in zip(av, bv)):
-            return _shown(env, shown, lambda m: m.evalf(6), av, bv)
+            return _report(env, shown, lambda n: env.leaf(n).evalf(6), av, bv, network=True)
     return None
 
 
-def _shown(env, exprs, value, av, bv) -> dict:
+def _report(env, exprs, leaf_value, av, bv, **extra) -> dict:
+    """A counterexample: the value (``leaf_value(leaf)``, a matrix) of every leaf of ``exprs``
+    by its LaTeX, and the two sides ``av``, ``bv``."""
     from lstmsym.printing.latex import latex
     leaves = {}
     for e in exprs:
         for n in e.walk():
             if isinstance(n, (Sym, Grad, OutGrad)) and n not in leaves:
-                leaves[n] = _numbers(value(env.leaf(n)))
-    return {"sizes": dict(env.sizes), "network": True,
+                leaves[n] = _numbers(leaf_value(n))
+    return {"sizes": dict(env.sizes), **extra,
             "values": {latex(k): v for k, v in sorted(leaves.items(), key=lambda kv: repr(kv[0]))},
             "claimed": _numbers(av), "derived": _numbers(bv)}
 
@@ -416,16 +418,11 @@ def counterexample(j: Judge, env: ScalarEnv, a, b, exprs, seed: int) -> dict:
         bv = b.xreplace(vals).evalf(15)
         if any(abs(x - y) > 1e-9 for x, y in zip(av, bv)):
             break
-    from lstmsym.printing.latex import latex
-    leaves = {}
-    for e in exprs:
-        for n in e.walk():
-            if isinstance(n, (Sym, Grad, OutGrad)) and n not in leaves:
-                m = instantiate(j.basis(n), env) if isinstance(n, Grad) else env.leaf(n)
-                leaves[n] = _numbers(m.xreplace(vals).evalf(6))
-    return {"sizes": dict(env.sizes),
-            "values": {latex(k): v for k, v in sorted(leaves.items(), key=lambda kv: repr(kv[0]))},
-            "claimed": _numbers(av), "derived": _numbers(bv)}
+
+    def leaf_value(n):
+        m = instantiate(j.basis(n), env) if isinstance(n, Grad) else env.leaf(n)
+        return m.xreplace(vals).evalf(6)
+    return _report(env, exprs, leaf_value, av, bv)
 
 
 def _numbers(m):
