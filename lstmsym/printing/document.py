@@ -414,11 +414,7 @@ def cell_document(cell, truncation=None, parts=PARTS, k1=None, k2=None) -> Docum
 def jacobian_document(cell, truncation=None) -> Document:
     """The one-step state Jacobians of a cell (from lstmsym.jacobian) as a document."""
     from lstmsym.cells import get_cell
-    try:
-        from lstmsym.jacobian import jacobian_latex
-    except ImportError as exc:
-        from lstmsym.errors import LstmsymError
-        raise LstmsymError(f"state Jacobians are not available: {exc}") from None
+    from lstmsym.jacobian import jacobian_latex
     cell = get_cell(cell)
     rows = jacobian_latex(cell, truncation=truncation)
     what = " under the 1997 truncation" if truncation else ""
