@@ -249,12 +249,10 @@ def _sum_over(e, lower="t=1", upper="T", **settings) -> tuple:
 def _state_recurrence(cell, d, s, out_prefix="", **settings) -> Row:
     terms = []
     for t in d.grads[s]:
-        tex = latex(t.expr, **settings)
-        if isinstance(t.expr, OutGrad) and out_prefix:
-            tex = out_prefix + tex
-        for sign, piece in (_terms(t.expr, **settings) if not isinstance(t.expr, OutGrad)
-                            else (("+", tex),)):
-            terms.append((sign, piece))
+        if isinstance(t.expr, OutGrad):
+            terms.append(("+", out_prefix + latex(t.expr, **settings)))
+        else:
+            terms.extend(_terms(t.expr, **settings))
     return Row(latex(Grad(s), **settings), tuple(terms))
 
 
