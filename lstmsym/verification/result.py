@@ -61,7 +61,7 @@ class VerifyResult:
         return self.latex(self.derived) if self.derived is not None else ""
 
     def latex(self, e) -> str:
-        return row_latex(e) if self.convention == "row" else _latex(e)
+        return latex_in(self.convention)(e)
 
     @property
     def gradient(self) -> str:
