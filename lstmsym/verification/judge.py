@@ -50,7 +50,6 @@ class Judge:
         self.d = derive(self.cell, truncation=truncation)
         self.norm = Normaliser(self.cell)
         self.states = set(self.cell.state_names)
-        self.bind_states = False   # the proof keeps states free (see env)
         self.wrt = self.wrt_symbol(wrt) if wrt is not None else None
 
     # --- what is claimed, what is derived ------------------------------------------------------
@@ -184,11 +183,11 @@ class Judge:
                  if isinstance(s, Sym) and s.role in ("var", "state", "input")}
         if not times:
             return env
-        # states before the first step used are free; every later quantity, states included,
-        # follows from them by the forward equations, so the values are a real network's
+        # the gates and intermediates of every step used follow from the forward equations;
+        # the states stay free symbols (network_counterexample is where they are bound too)
         for tau in range(min(times), max(times) + 1):
             for eq in self.cell.equations:
-                if eq.target.name in self.states and not self.bind_states:
+                if eq.target.name in self.states:
                     continue
                 key = eq.target.at(tau)
                 if key not in env.values:
