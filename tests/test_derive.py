@@ -43,3 +43,14 @@ def test_derivation_has_no_sizes():
 def test_unknown_truncation_is_a_clear_error():
     with pytest.raises(LstmsymError, match="unknown truncation"):
         derive(get_cell("lstm"), truncation="k2")
+
+
+def test_docstring_examples_run():
+    import doctest
+    from importlib import import_module
+
+    # import_module: the attribute lstmsym.derive is the function, not the module
+    for name in ("lstmsym.derive", "lstmsym.naming", "lstmsym.schedule"):
+        module = import_module(name)
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

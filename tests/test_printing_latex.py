@@ -154,3 +154,15 @@ def test_split_signed_finds_the_top_level_terms_of_printed_math():
     assert split_signed(r"\sigma\bigl(a + b\bigr) - c") == [("+", r"\sigma\bigl(a + b\bigr)"),
                                                            ("-", "c")]
     assert split_signed(r"\left(a + b") is None          # unbalanced: left alone
+
+
+def test_docstring_examples_run():
+    import doctest
+    from importlib import import_module
+
+    # import_module: lstmsym.printing also has a function called latex
+    for name in ("lstmsym.printing.latex", "lstmsym.printing.layout",
+                 "lstmsym.printing.document"):
+        module = import_module(name)
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
