@@ -145,6 +145,11 @@ def test_shape_error_names_the_term():
     assert "transpose" in str(exc.value)
 
 
+def test_division_by_zero_is_a_syntax_error():
+    with pytest.raises(FormulaSyntaxError, match=r"divides by zero \(line 1, column 1\)"):
+        parse(r"\frac{1}{0} \nabla_{C_{t+1}}Div \circ f_{t+1}")
+
+
 def test_nothing_is_evaluated():
     with pytest.raises(FormulaSyntaxError):
         parse("__import__('os').system('true')")

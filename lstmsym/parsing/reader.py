@@ -372,6 +372,9 @@ class FormulaTransformer(Transformer):
     def frac(self, meta, ch):
         num, den = ch[1], ch[2]
         if num[0] == "number" and den[0] == "number":
+            if Fraction(den[1]) == 0:
+                raise FormulaSyntaxError(f"\\frac{{{num[1]}}}{{{den[1]}}} divides by zero "
+                                         f"(line {meta.line}, column {meta.column})")
             return Number(_span(meta), Fraction(num[1]) / Fraction(den[1]))
         if num[0] == "loss" and den[0] == "quantity":
             return Nabla(_span(meta), den[1])
