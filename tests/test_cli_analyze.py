@@ -53,6 +53,9 @@ def test_matrix_from_file(tmp_path, capsys):
     (["errorflow", "--q", "-1"], "q = -1"),
     (["truncation", "--k2", "5,-2", "--cells", "lstm"], "k2 = -2"),
     (["linear", "--out", "/nonexistent/dir"], "not a directory"),
+    (["errorflow", "--lags", "0"], "lags = 0"),
+    (["jacobians", "--cells", "lstm", "--hidden", "0", "--k", "2"], "hidden size = 0"),
+    (["truncation", "--cells", "lstm", "--steps", "5", "--batch", "0"], "batch = 0"),
 ])
 def test_bad_input_exits_2_with_a_clear_message(argv, message, capsys):
     code, out, err = _run(capsys, *argv)

@@ -153,6 +153,8 @@ def check_error_flow(units: int = 3, max_q: int = 6, act: str = "sigmoid",
     """
     if max_q < 1:
         raise LstmsymError(f"q = {max_q}: the number of steps back must be at least 1")
+    if lags < 1:
+        raise LstmsymError(f"lags = {lags}: the flow curves need at least one lag")
     net = random_net(units, max(max_q, lags) + 1, act, weight_scale, seed=seed)
     qs, ps, bp = [], [], []
     max_abs = max_rel = literal = 0.0

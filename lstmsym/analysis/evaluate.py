@@ -46,6 +46,9 @@ def activation(name: str):
 # ----- sizes and parameters of a cell -----------------------------------------------------------
 def dimension_sizes(cell, hidden_size: int, input_size: int) -> dict:
     """Sizes of every dimension name a cell uses (H, I and derived ones such as blocks G)."""
+    for what, n in (("hidden size", hidden_size), ("input size", input_size)):
+        if int(n) != n or n < 1:
+            raise LstmsymError(f"{what} = {n}: must be a positive whole number")
     sizes = {"H": hidden_size, "I": input_size}
     for name, rel in (cell.dims or {}).items():
         try:

@@ -77,6 +77,10 @@ def truncation_effect(cell, steps: int = 60, k2s=(1, 5, 10, 20, 40), hidden_size
             raise LstmsymError(f"k2 = {k}: the truncation length must be a whole number >= 1")
     if steps < 2:
         raise LstmsymError(f"steps = {steps}: the long-lag task needs at least 2 steps")
+    for what, n in (("hidden size", hidden_size), ("input size", input_size),
+                    ("batch", batch)):
+        if int(n) != n or n < 1:
+            raise LstmsymError(f"{what} = {n}: must be a positive whole number")
     from lstmsym.codegen import load_kernel    # imported when used, like lstmsym's own export
     name = get_cell(cell).name
     if progress:
