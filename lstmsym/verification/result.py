@@ -165,7 +165,7 @@ def row_latex(e) -> str:
 
 
 def _hole_text(hole) -> str:
-    return f"\\{'sigma' if hole.fn.name == 'sigmoid' else hole.fn.name}{chr(39) if hole.deriv else ''}(.)"
+    return f"{hole.fn.latex}{chr(39) if hole.deriv else ''}(.)"
 
 
 def _where(text, hole) -> str:
