@@ -150,6 +150,12 @@ def test_division_by_zero_is_a_syntax_error():
         parse(r"\frac{1}{0} \nabla_{C_{t+1}}Div \circ f_{t+1}")
 
 
+@pytest.mark.parametrize("text", [r"f_{t+1}^{0}", r"(f_{t+1})^0", r"\tanh^{0}(C_t)"])
+def test_power_zero_is_a_syntax_error(text):
+    with pytest.raises(FormulaSyntaxError, match=r"the power \^\{0\} is not understood"):
+        parse(r"\nabla_{C_{t+1}}Div \circ " + text)
+
+
 def test_nothing_is_evaluated():
     with pytest.raises(FormulaSyntaxError):
         parse("__import__('os').system('true')")

@@ -448,6 +448,9 @@ def _sup_meaning(text: str):
     if text in ("T", "\\top", "\\intercal", "⊤") or re.fullmatch(r"\\mathsf\{?T\}?", text):
         return True, 1
     if text.isdigit():
+        if int(text) < 1:
+            raise FormulaSyntaxError(f"the power ^{{{text}}} is not understood: write a "
+                                     "positive power (^2 squares elementwise), ^T or ^\\top")
         return False, int(text)
     return False, 1
 
