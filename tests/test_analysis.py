@@ -35,6 +35,13 @@ def test_linear_growth_rate_is_the_spectral_radius(rho):
     assert r.growth_rate == pytest.approx(rho, rel=1e-6)
 
 
+def test_nilpotent_matrix_dies_out_without_a_division_by_zero():
+    r = linear_response([[0.0, 1.0], [0.0, 0.0]], steps=3)     # h(0) = (1, 1), W^2 = 0
+    assert r.rho == 0.0
+    np.testing.assert_array_equal(r.norms, [np.sqrt(2.0), 1.0, 0.0, 0.0])
+    assert r.prediction[-1] == 0.0 and all(np.isnan(r.prediction[:-1]))
+
+
 def test_non_square_matrix_is_refused():
     with pytest.raises(MatrixError, match="square"):
         linear_response(np.ones((2, 3)))

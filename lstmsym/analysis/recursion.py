@@ -113,7 +113,10 @@ def linear_response(W, C=None, x0=None, steps: int = 60, label: str = "") -> Lin
         h = W @ h
         norms.append(float(np.linalg.norm(h)))
     rho = spectral_radius(W)
-    prediction = [norms[-1] * rho ** (t - steps) for t in range(steps + 1)]
+    if rho > 0.0:
+        prediction = [norms[-1] * rho ** (t - steps) for t in range(steps + 1)]
+    else:                    # nilpotent W: rho^(t-T) is undefined before T
+        prediction = [float("nan")] * steps + [norms[-1]]
     half = steps // 2
     if norms[half] > 0 and norms[-1] > 0:
         growth = (norms[-1] / norms[half]) ** (1.0 / (steps - half))
