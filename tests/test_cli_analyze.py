@@ -56,12 +56,27 @@ def test_matrix_from_file(tmp_path, capsys):
     (["errorflow", "--lags", "0"], "lags = 0"),
     (["jacobians", "--cells", "lstm", "--hidden", "0", "--k", "2"], "hidden size = 0"),
     (["truncation", "--cells", "lstm", "--steps", "5", "--batch", "0"], "batch = 0"),
+    (["truncation", "--cells", "lstm1997-blocks", "--hidden", "3", "--steps", "5"],
+     "hidden size 3 is not a multiple of 2"),
 ])
 def test_bad_input_exits_2_with_a_clear_message(argv, message, capsys):
     code, out, err = _run(capsys, *argv)
     assert code == 2
     assert message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["linear", "--radius", ""], "expected numbers separated by commas"),
+    (["jacobians", "--cells", " , "], "expected names separated by commas"),
+    (["truncation", "--k2", "1,x"], "expected whole numbers separated by commas"),
+])
+def test_empty_or_unreadable_lists_are_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["analyze", *argv])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
 
 
 def test_saturation_and_errorflow_numbers(tmp_path, capsys):

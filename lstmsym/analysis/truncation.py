@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lstmsym.analysis.evaluate import dimension_sizes
 from lstmsym.cells import get_cell
 from lstmsym.errors import LstmsymError
 
@@ -77,10 +78,9 @@ def truncation_effect(cell, steps: int = 60, k2s=(1, 5, 10, 20, 40), hidden_size
             raise LstmsymError(f"k2 = {k}: the truncation length must be a whole number >= 1")
     if steps < 2:
         raise LstmsymError(f"steps = {steps}: the long-lag task needs at least 2 steps")
-    for what, n in (("hidden size", hidden_size), ("input size", input_size),
-                    ("batch", batch)):
-        if int(n) != n or n < 1:
-            raise LstmsymError(f"{what} = {n}: must be a positive whole number")
+    if int(batch) != batch or batch < 1:
+        raise LstmsymError(f"batch = {batch}: must be a positive whole number")
+    dimension_sizes(get_cell(cell), hidden_size, input_size)   # LstmsymError if unusable
     from lstmsym.codegen import load_kernel    # imported when used, like lstmsym's own export
     name = get_cell(cell).name
     if progress:

@@ -15,23 +15,27 @@ from pathlib import Path
 from lstmsym.errors import LstmsymError
 
 
-def _floats(text):
+def _items(text, convert, what):
+    """A comma-separated list of at least one item, each read by ``convert``."""
     try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
+        items = tuple(convert(v.strip()) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")
+        items = ()
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected {what} separated by commas, got {text!r}")
+    return items
+
+
+def _floats(text):
+    return _items(text, float, "numbers")
 
 
 def _ints(text):
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected whole numbers separated by commas, got {text!r}")
+    return _items(text, int, "whole numbers")
 
 
 def _names(text):
-    return tuple(v.strip() for v in text.split(",") if v.strip())
+    return _items(text, str, "names")
 
 
 def add_parser(sub):
