@@ -99,6 +99,11 @@ def test_vector_recursion_jacobian_by_finite_differences():
     assert r.jacobian_norms[-1] == pytest.approx(np.linalg.norm(J, 2), rel=1e-6)
 
 
+def test_vector_recursion_refuses_an_input_matrix_of_the_wrong_height():
+    with pytest.raises(MatrixError, match="C must have 2 rows"):
+        vector_recursion("tanh", np.eye(2), C=np.ones((3, 2)))
+
+
 def test_stable_sigmoid_has_no_overflow():
     np.testing.assert_allclose(stable_sigmoid(np.array([-1e4, 0.0, 1e4])), [0.0, 0.5, 1.0])
 

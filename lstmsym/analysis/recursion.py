@@ -55,6 +55,19 @@ def parse_matrix(text: str) -> np.ndarray:
     return np.array(data)
 
 
+def check_input(C, x0, H: int) -> tuple:
+    """(C, x(0)) for an H x H recurrence: C the identity and x(0) all ones when None, else
+    checked (C with H rows, x(0) with one entry per column of C)."""
+    C = np.eye(H) if C is None else np.asarray(C, dtype=float)
+    if C.ndim != 2 or C.shape[0] != H:
+        raise MatrixError(f"C must have {H} rows to feed a {H}x{H} recurrence, got shape "
+                          f"{'x'.join(map(str, C.shape))}")
+    x0 = np.ones(C.shape[1]) if x0 is None else np.asarray(x0, dtype=float).ravel()
+    if x0.shape[0] != C.shape[1]:
+        raise MatrixError(f"x(0) has {x0.shape[0]} entries, C has {C.shape[1]} columns")
+    return C, x0
+
+
 def check_steps(steps: int, name: str = "steps") -> int:
     if int(steps) != steps or steps < 1:
         raise LstmsymError(f"{name} = {steps}: must be a positive whole number")
@@ -99,14 +112,7 @@ def linear_response(W, C=None, x0=None, steps: int = 60, label: str = "") -> Lin
     """
     W = check_square(W)
     steps = check_steps(steps)
-    H = W.shape[0]
-    C = np.eye(H) if C is None else np.asarray(C, dtype=float)
-    if C.ndim != 2 or C.shape[0] != H:
-        raise MatrixError(f"C must have {H} rows to feed a {H}x{H} recurrence, got shape "
-                          f"{'x'.join(map(str, C.shape))}")
-    x0 = np.ones(C.shape[1]) if x0 is None else np.asarray(x0, dtype=float).ravel()
-    if x0.shape[0] != C.shape[1]:
-        raise MatrixError(f"x(0) has {x0.shape[0]} entries, C has {C.shape[1]} columns")
+    C, x0 = check_input(C, x0, W.shape[0])
     h = C @ x0
     norms = [float(np.linalg.norm(h))]
     for _ in range(steps):
@@ -248,8 +254,7 @@ def vector_recursion(act: str, W, C=None, x0=None, steps: int = 50) -> VectorRun
     W = check_square(W)
     steps = check_steps(steps)
     H = W.shape[0]
-    C = np.eye(H) if C is None else np.asarray(C, dtype=float)
-    x0 = np.ones(C.shape[1]) if x0 is None else np.asarray(x0, dtype=float).ravel()
+    C, x0 = check_input(C, x0, H)
     norms, jnorms = [], []
     h = np.zeros(H)
     J = None
