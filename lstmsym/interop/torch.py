@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstmsym.cells import get_cell
 from lstmsym.errors import LstmsymError
 
 
@@ -63,19 +64,21 @@ class Layout:
     order: tuple
 
 
+def _layout(cell_name: str, module: str, nonlinearity: str | None, slots: tuple) -> Layout:
+    """A Layout whose ``order`` is read from the registered cell (not written out again)."""
+    return Layout(module, nonlinearity, slots, tuple(p.name for p in get_cell(cell_name).params))
+
+
 LAYOUTS = {
-    "lstm": Layout(
-        "LSTM", None,
+    "lstm": _layout(
+        "lstm", "LSTM", None,
         (("W_xi", "W_hi", "b_i"), ("W_xf", "W_hf", "b_f"),
-         ("W_xC", "W_hC", "b_C"), ("W_xo", "W_ho", "b_o")),
-        ("W_hf", "W_xf", "b_f", "W_hi", "W_xi", "b_i",
-         "W_hC", "W_xC", "b_C", "W_ho", "W_xo", "b_o")),
-    "gru-torch": Layout(
-        "GRU", None,
-        (("W_xr", "W_hr", "b_r"), ("W_xz", "W_hz", "b_z"), ("W_xn", "W_hn", ("b_xn", "b_hn"))),
-        ("W_xr", "W_hr", "b_r", "W_xz", "W_hz", "b_z", "W_xn", "b_xn", "W_hn", "b_hn")),
-    "elman-tanh": Layout("RNN", "tanh", (("W", "U", "b"),), ("W", "U", "b")),
-    "elman-relu": Layout("RNN", "relu", (("W", "U", "b"),), ("W", "U", "b")),
+         ("W_xC", "W_hC", "b_C"), ("W_xo", "W_ho", "b_o"))),
+    "gru-torch": _layout(
+        "gru-torch", "GRU", None,
+        (("W_xr", "W_hr", "b_r"), ("W_xz", "W_hz", "b_z"), ("W_xn", "W_hn", ("b_xn", "b_hn")))),
+    "elman-tanh": _layout("elman-tanh", "RNN", "tanh", (("W", "U", "b"),)),
+    "elman-relu": _layout("elman-relu", "RNN", "relu", (("W", "U", "b"),)),
 }
 
 TORCH_CELLS = tuple(LAYOUTS)
