@@ -51,13 +51,17 @@ def parse_truncate(truncate, T: int):
         except (TypeError, ValueError):
             raise TruncationError(
                 f"truncation {truncate!r}: use None, k, (k1, k2) or '1997'") from None
-    if k1 < 1:
-        raise TruncationError(f"truncation k1 = {k1}: k1 must be at least 1")
-    if k2 < 1:
-        raise TruncationError(f"truncation k2 = {k2}: k2 must be at least 1")
+    check_window("k1", k1)
+    check_window("k2", k2)
     if k1 > T:
         raise TruncationError(f"truncation k1 = {k1} is longer than the sequence (T = {T})")
     return (k1, k2)
+
+
+def check_window(name: str, k: int) -> None:
+    """``k1`` or ``k2`` must be at least 1 (``TruncationError`` naming it otherwise)."""
+    if k < 1:
+        raise TruncationError(f"truncation {name} = {k}: {name} must be at least 1")
 
 
 def windows(T: int, k1: int, k2: int) -> list:

@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from lstmsym.errors import LstmsymError, TruncationError
+from lstmsym.errors import LstmsymError
+from lstmsym.schedule import check_window
 
 MODES = {
     "all": ("notation", "forward", "step", "bptt", "tbptt", "1997"),
@@ -150,8 +151,8 @@ def _format(args) -> str:
 
 def _check_windows(k1, k2):
     for name, k in (("k1", k1), ("k2", k2)):
-        if k is not None and k < 1:
-            raise TruncationError(f"truncation {name} = {k}: {name} must be at least 1")
+        if k is not None:
+            check_window(name, k)
 
 
 def _emit(text: str, output) -> int:
