@@ -126,8 +126,7 @@ def write_all(directory: Path, truncation, parts, k1, k2, pdf=True) -> int:
     if pdf:
         from lstmsym.printing.pdf import write_pdf
         _progress(f"compiling {directory / COLLECTION_PDF} with pdflatex")
-        write_pdf(collection_latex(names, parts=parts, truncation=truncation, k1=k1, k2=k2),
-                  directory / COLLECTION_PDF, runs=2)
+        write_pdf(collection_latex(docs), directory / COLLECTION_PDF, runs=2)
     _progress(f"wrote {2 * len(names) + 1} files{' and the PDF' if pdf else ''} to {directory} "
               f"in {time.perf_counter() - start:.1f} s")
     return 0
