@@ -22,8 +22,7 @@
 # %%
 from IPython.display import Markdown, Math, display
 
-from lstmsym import derive, get_cell
-from lstmsym.printing import latex
+from lstmsym import derive, get_cell, latex
 from lstmsym.printing.document import cell_document, step_section, to_markdown
 from lstmsym.printing.layout import Document
 
