@@ -16,7 +16,8 @@ truncated BPTT, all from the cells and derivations the rest of lstmsym builds.
 """
 from lstmsym.analysis.compare import side_by_side
 from lstmsym.analysis.errorflow import bptt_flow, check_error_flow, path_sum, random_net
-from lstmsym.analysis.evaluate import evaluate, random_params, run_forward, spectral_radius
+# numeval's ``evaluate`` is not re-exported here: the name would hide the submodule evaluate
+from lstmsym.analysis.evaluate import random_params, run_forward, spectral_radius
 from lstmsym.analysis.jacobians import (JacobianChain, gate_product, jacobian_chain,
                                         step_jacobian, step_jacobians)
 from lstmsym.analysis.recursion import (MatrixError, linear_response, saturation_sweep,
@@ -28,7 +29,7 @@ from lstmsym.analysis.truncation import truncation_effect
 __all__ = [
     "side_by_side",
     "bptt_flow", "check_error_flow", "path_sum", "random_net",
-    "evaluate", "random_params", "run_forward", "spectral_radius",
+    "random_params", "run_forward", "spectral_radius",
     "JacobianChain", "gate_product", "jacobian_chain", "step_jacobian", "step_jacobians",
     "MatrixError", "linear_response", "saturation_sweep", "scalar_recursion",
     "vector_recursion",
