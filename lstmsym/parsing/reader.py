@@ -517,5 +517,5 @@ def _syntax_message(text: str, exc: UnexpectedInput) -> str:
     return f"line {line}, column {col}: {what}\n  {src}\n  {caret}{hint}"
 
 
-__all__ = ["parse", "located", "line_column", "dims_text", "Formula", "FormulaSyntaxError", "FormulaNameError",
-           "FormulaShapeError"]
+__all__ = ["parse", "located", "line_column", "dims_text", "Formula", "FormulaSyntaxError",
+           "FormulaNameError", "FormulaShapeError"]
