@@ -93,6 +93,14 @@ def test_saturation_and_errorflow_numbers(tmp_path, capsys):
     assert "error flow: q = 4" in err                      # progress on stderr
 
 
+def test_saturation_figures_for_one_activation_outside_the_colour_table(tmp_path, capsys):
+    code, out, err = _run(capsys, "saturation", "--activations", "g1997", "--points", "5",
+                          "--steps", "10", "--out", str(tmp_path))
+    assert code == 0, err
+    assert (tmp_path / "saturation_scalar.png").stat().st_size > 1000
+    assert (tmp_path / "saturation_vector.png").stat().st_size > 1000
+
+
 def test_jacobians_cec(tmp_path, capsys):
     code, out, err = _run(capsys, "jacobians", "--cells", "elman-tanh,lstm1997", "--k", "20",
                           "--out", str(tmp_path), "--json", str(tmp_path / "j.json"))

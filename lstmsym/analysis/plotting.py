@@ -76,8 +76,8 @@ def plot_saturation(sweep: dict, shown_ws=(0.5, 1.0, 1.5, 3.0)) -> "object":
     """Trajectories h(t) for a few w, and settle time / memory over w, per activation."""
     plt = _plt()
     acts = list(sweep)
-    fig, axes = plt.subplots(2, len(acts), figsize=(4.2 * len(acts), 7.0), layout="constrained")
-    axes = np.atleast_2d(axes)
+    fig, axes = plt.subplots(2, len(acts), figsize=(4.2 * len(acts), 7.0), layout="constrained",
+                             squeeze=False)
     for j, a in enumerate(acts):
         ax = axes[0, j]
         runs = {r.w: r for r in sweep[a]}
@@ -135,7 +135,9 @@ def plot_saturation(sweep: dict, shown_ws=(0.5, 1.0, 1.5, 3.0)) -> "object":
 def plot_vector_memory(runs) -> "object":
     """||dh(t)/dx(0)|| over t for each activation and spectral radius."""
     plt = _plt()
-    acts = sorted({r.activation for r in runs}, key=list(COLORS).index)
+    given = list(dict.fromkeys(r.activation for r in runs))     # known ones in COLORS order
+    acts = sorted(given, key=lambda a: (list(COLORS).index(a) if a in COLORS else len(COLORS),
+                                        given.index(a)))
     fig, axes = plt.subplots(1, len(acts), figsize=(4.2 * len(acts), 3.8), layout="constrained",
                              sharey=True)
     axes = np.atleast_1d(axes)
