@@ -354,3 +354,20 @@ def test_row_convention_printout_of_the_blocks_reads_back_correct(wrt):
     assert r"\left(I \otimes \mathbf{1}_{2}\right)" in text or wrt == "C"
     r = verify(cell, wrt, text, convention="row")
     assert r.ok, str(r)
+
+
+def test_a_numpy_callable_is_checked_at_two_blocks():
+    """A callable for the blocks cell is evaluated with G = H / 2 (it used to fail with 'no
+    size given for dimension G'); the right one is correct, one with h' halved is wrong."""
+    import numpy as np
+
+    def grad(factor):
+        def grad_C(dh, y_out, C, dC_next):
+            s = 1 / (1 + np.exp(-C))      # h(s) = 2 sigma(s) - 1, so h' = 2 sigma (1 - sigma)
+            return dh * np.repeat(y_out, 2, axis=0) * factor * s * (1 - s) + dC_next
+        return grad_C
+
+    r = verify("lstm1997-blocks", "C", grad(2.0))
+    assert r.ok and "G = 2" in r.method, str(r)
+    r = verify("lstm1997-blocks", "C", grad(1.0))
+    assert not r.ok and r.counterexample["sizes"]["G"] == 2

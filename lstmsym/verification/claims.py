@@ -26,7 +26,7 @@ from lstmsym.errors import LstmsymError
 from lstmsym.expr import Grad, OutGrad, Sym, shift
 from lstmsym.naming import code_name
 from lstmsym.verification.result import VerifyResult
-from lstmsym.verification.scalar import ScalarEnv, instantiate
+from lstmsym.verification.scalar import ScalarEnv, block_sizes, instantiate
 
 NUMERIC_SIZES = {"H": 3, "I": 2}
 TIMES = (-1, 0, 1)
@@ -71,9 +71,10 @@ def verify_callable(j, fn, seed: int, start: float) -> VerifyResult:
     derived = j.derived()
     target = j.basis(derived)
     worst = 0.0
+    sizes = block_sizes(j.cell, NUMERIC_SIZES)
     for attempt in range(3):
         rnd = random.Random(seed + attempt)
-        env = ScalarEnv(NUMERIC_SIZES)
+        env = ScalarEnv(sizes)
         for leaf in leaves:
             free = isinstance(leaf, OutGrad) or (isinstance(leaf, Grad) and leaf.of.time > 0) \
                 or (isinstance(leaf, Sym) and leaf.role != "var")
@@ -90,7 +91,7 @@ def verify_callable(j, fn, seed: int, start: float) -> VerifyResult:
             raise LstmsymError(f"the callable raised {type(exc).__name__}: {exc}") from None
         if got.shape != want.shape:
             raise LstmsymError(f"the callable returned shape {got.shape}; ∇ with respect to "
-                               f"{j.wrt!r} has shape {want.shape} here ({NUMERIC_SIZES})")
+                               f"{j.wrt!r} has shape {want.shape} here ({sizes})")
         err = float(np.max(np.abs(got - want) / (1e-12 + np.abs(want) + 1.0)))
         worst = max(worst, err)
         if not np.allclose(got, want, rtol=1e-9, atol=1e-12):
@@ -98,16 +99,16 @@ def verify_callable(j, fn, seed: int, start: float) -> VerifyResult:
             shown = {latex(names[k]): arrays[k].tolist() for k in sorted(wanted)}
             r = VerifyResult(cell=j.cell.name, wrt=j.wrt, profile=j.profile.name,
                              convention=j.reader.convention, derived=derived,
-                             sizes=dict(NUMERIC_SIZES), ok=False, method="numeric")
-            r.counterexample = {"sizes": dict(NUMERIC_SIZES), "values": shown,
+                             sizes=dict(sizes), ok=False, method="numeric")
+            r.counterexample = {"sizes": dict(sizes), "values": shown,
                                 "claimed": got.tolist(), "derived": want.tolist()}
             r.note = "a callable is checked numerically: it differs at the values below"
             r.seconds = time.perf_counter() - start
             return r
     r = VerifyResult(cell=j.cell.name, wrt=j.wrt, profile=j.profile.name,
-                     convention=j.reader.convention, derived=derived, sizes=dict(NUMERIC_SIZES),
+                     convention=j.reader.convention, derived=derived, sizes=dict(sizes),
                      ok=True, method=f"numeric: equal at 3 random points in float64 "
-                                     f"({', '.join(f'{k} = {v}' for k, v in NUMERIC_SIZES.items())}"
+                                     f"({', '.join(f'{k} = {v}' for k, v in sizes.items())}"
                                      f"; largest relative difference {worst:.1e})")
     r.seconds = time.perf_counter() - start
     return r
@@ -185,6 +186,14 @@ def _sizes(j, m) -> dict:
           for g in g if g]
     if ks and j.wrt.shape != ("I",):
         sizes["I"] = max(ks)
+    for dim, (base, k) in j.cell.dims.items():      # memory-cell blocks: base = k * dim
+        if dim in sizes:
+            sizes[base] = sizes[dim] * k
+        elif sizes[base] % k:
+            raise LstmsymError(f"the claim has {sizes[base]} rows, but {base} is a multiple of "
+                               f"the {k} cells of a block in cell {j.cell.name!r}")
+        else:
+            sizes[dim] = sizes[base] // k
     return sizes
 
 

@@ -33,7 +33,7 @@ from lstmsym.parsing.reader import dims_text as _dims
 from lstmsym.verification.diagnosis import diagnose, distance
 from lstmsym.verification.profiles import get_profile, parse_maps
 from lstmsym.verification.result import VerifyResult
-from lstmsym.verification.scalar import ScalarEnv, instantiate
+from lstmsym.verification.scalar import ScalarEnv, block_sizes, instantiate
 from lstmsym.verification.terms import Normaliser, tokens
 
 SIZES = {"H": 2, "I": 3}
@@ -174,11 +174,7 @@ class Judge:
         """A scalar environment with the gates of every step ``exprs`` use bound to their
         forward equations (states, inputs, parameters and gradients stay free symbols)."""
         if env is None:
-            sizes = dict(SIZES)
-            for dim, (base, k) in getattr(self.cell, "dims", {}).items():
-                sizes[base] = max(sizes[base], 2 * k)    # two blocks: G >= 2
-                sizes[dim] = sizes[base] // k
-            env = ScalarEnv(sizes)
+            env = ScalarEnv(block_sizes(self.cell, SIZES))    # two blocks: G >= 2
         times = {s.time for e in exprs for s in e.walk()
                  if isinstance(s, Sym) and s.role in ("var", "state", "input")}
         if not times:

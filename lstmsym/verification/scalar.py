@@ -59,6 +59,18 @@ class ScalarEnv:
         return sympy.Matrix(rows, 1, lambda i, j: sympy.Symbol(f"{name}_{i}", real=True))
 
 
+def block_sizes(cell, sizes: dict, blocks: int = 2) -> dict:
+    """``sizes`` with the memory-cell block dimensions of ``cell`` filled in: each base size
+    (H) raised to at least ``blocks`` blocks of k cells and to a multiple of k, and the block
+    dimension (G) set to base / k. Cells without blocks get ``sizes`` back unchanged."""
+    sizes = dict(sizes)
+    for dim, (base, k) in cell.dims.items():
+        n = max(sizes[base], blocks * k)
+        sizes[base] = -(-n // k) * k
+        sizes[dim] = sizes[base] // k
+    return sizes
+
+
 def leaf_label(key) -> str:
     if isinstance(key, Grad):
         return "d" + leaf_label(key.of)
